@@ -1,0 +1,3 @@
+from faoyam.cli import app
+
+app()

@@ -1,0 +1,107 @@
+"""Who is asking: the signed-in user of a request, and the checks sensitive actions need.
+
+A request is signed in by the ``faoyam_session`` cookie (the web app) or by
+``Authorization: Bearer <token>`` (apps and scripts). Cookie-signed requests that change
+something must also carry the session's CSRF token in ``X-CSRF-Token``; bearer requests
+need not, because a browser never adds that header on its own.
+
+Other domains depend on ``current_user`` (and ``require_recent_auth`` for sensitive
+actions) and get a ``CurrentUser``; they never read the sessions table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+from sqlalchemy import select, update
+
+from faoyam.accounts.models import Session, User
+from faoyam.core.context import Context, get_ctx
+from faoyam.core.database import utcnow
+from faoyam.core.errors import Forbidden, Unauthorized
+from faoyam.core.security import keyed_hash
+
+COOKIE = "faoyam_session"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+_TOUCH_EVERY = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    id: str
+    session_id: str
+    authenticated_at: dt.datetime
+    language: str
+    via_cookie: bool
+    csrf_token: str
+
+
+def session_token(request: Request) -> tuple[str | None, bool]:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip(), False
+    return request.cookies.get(COOKIE), True
+
+
+async def lookup_session(ctx: Context, token: str) -> CurrentUser | None:
+    now = utcnow()
+    async with ctx.db.session() as s:
+        row = (
+            await s.execute(
+                select(Session, User.language)
+                .join(User, User.id == Session.user_id)
+                .where(Session.token_hash == keyed_hash(ctx.key, token), Session.expires_at > now)
+            )
+        ).first()
+        if row is None:
+            return None
+        sess, language = row
+        if now - sess.last_seen_at > _TOUCH_EVERY:
+            # Activity feeds RET3 (three years without use) and the sessions list.
+            await s.execute(update(Session).where(Session.id == sess.id).values(last_seen_at=now))
+            await s.execute(update(User).where(User.id == sess.user_id).values(last_active_at=now))
+            await s.commit()
+    return CurrentUser(sess.user_id, sess.id, sess.authenticated_at, language, False, sess.csrf_token)
+
+
+async def optional_user(request: Request, ctx: Context = Depends(get_ctx)) -> CurrentUser | None:
+    cached = getattr(request.state, "user", None)
+    if cached is not None:
+        return cached
+    token, via_cookie = session_token(request)
+    if not token:
+        return None
+    user = await lookup_session(ctx, token)
+    if user is None:
+        return None
+    user = CurrentUser(user.id, user.session_id, user.authenticated_at, user.language, via_cookie, user.csrf_token)
+    if via_cookie and request.method not in SAFE_METHODS:
+        sent = request.headers.get("x-csrf-token", "")
+        if not hmac.compare_digest(sent, user.csrf_token):
+            raise Forbidden("The form is out of date. Reload the page and try again.", code="csrf")
+    request.state.user = user
+    return user
+
+
+async def current_user(user: CurrentUser | None = Depends(optional_user)) -> CurrentUser:
+    if user is None:
+        raise Unauthorized("Sign in first.", code="signed-out")
+    return user
+
+
+def check_recent_auth(ctx: Context, user: CurrentUser) -> None:
+    """R8: sensitive operations need a sign-in (or re-authentication) within minutes."""
+    limit = dt.timedelta(minutes=ctx.settings.recent_auth_minutes)
+    if utcnow() - user.authenticated_at > limit:
+        raise Forbidden(
+            "For your security, confirm it is you: enter your password or a code we send you.",
+            code="reauth-required",
+        )
+
+
+async def require_recent_auth(user: CurrentUser = Depends(current_user), ctx: Context = Depends(get_ctx)) -> CurrentUser:
+    check_recent_auth(ctx, user)
+    return user

@@ -1,0 +1,92 @@
+"""The ASGI application: every domain's routes, pages and background services in one app."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+
+from faoyam import __version__
+from faoyam.core import errors
+from faoyam.core import logging as flog
+from faoyam.core.config import Settings
+from faoyam.core.context import Context
+
+log = logging.getLogger("faoyam.http")
+
+# Each domain may have ``api`` (router), ``pages`` (router) and ``lifecycle``
+# (``async start(ctx)`` / ``async stop(ctx)`` for background services).
+DOMAINS = ["accounts", "privacy", "devices", "web"]
+
+
+def _optional(module: str):
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            return None
+        raise
+
+
+def create_app(settings: Settings | None = None, *, ctx: Context | None = None) -> FastAPI:
+    settings = settings or (ctx.settings if ctx else Settings())
+    own_ctx = ctx is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        c: Context = app.state.ctx
+        started = []
+        for d in DOMAINS:
+            lc = _optional(f"faoyam.{d}.lifecycle")
+            if lc is not None and hasattr(lc, "start"):
+                await lc.start(c)
+                started.append(lc)
+        try:
+            yield
+        finally:
+            for lc in reversed(started):
+                await lc.stop(c)
+            if own_ctx:
+                await c.close()
+
+    app = FastAPI(title="faoyam", version=__version__, lifespan=lifespan, docs_url="/api/docs",
+                  openapi_url="/api/openapi.json", redoc_url=None)
+    app.state.ctx = ctx or Context.build(settings)
+    errors.install(app)
+
+    @app.middleware("http")
+    async def _request_log(request: Request, call_next):
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        user = getattr(request.state, "user", None)
+        log.info("request", extra={"method": request.method, "route": getattr(route, "path", "?"),
+                                   "status": response.status_code, "ms": round((time.perf_counter() - t0) * 1000, 1),
+                                   "user": user.id if user else None})
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    for d in DOMAINS:
+        for part in ("api", "pages"):
+            mod = _optional(f"faoyam.{d}.{part}")
+            if mod is not None and hasattr(mod, "router"):
+                app.include_router(mod.router)
+
+    from pathlib import Path
+
+    static = Path(__file__).parent / "web" / "static"
+    static.mkdir(parents=True, exist_ok=True)
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz():
+        return {"ok": True, "version": __version__}
+
+    flog.setup(settings.log_level, settings.log_path, settings.log_json)
+    return app

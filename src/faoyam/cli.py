@@ -1,0 +1,174 @@
+"""The ``faoyam`` command: run the service, manage the database, serve privacy requests.
+
+    faoyam serve            run the service (migrates the database first)
+    faoyam demo             run it with simulated cameras bound to a demo account
+    faoyam db upgrade       apply migrations
+    faoyam privacy check    list undeclared personal data (exit 1 if any)
+    faoyam privacy export   write everything about an account to a file
+    faoyam privacy erase    erase an account and everything about it
+    faoyam privacy purge    remove data past its retention
+    faoyam outbox           show mail and SMS written to the local outbox
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from faoyam.core.config import Settings
+
+app = typer.Typer(help="faoyam: an open, self-hostable smart-camera cloud.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.")
+privacy_app = typer.Typer(help="Data-subject requests and retention.")
+app.add_typer(db_app, name="db")
+app.add_typer(privacy_app, name="privacy")
+console = Console(stderr=True)
+
+
+def _settings(**overrides) -> Settings:
+    s = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    s.ensure_dirs()
+    return s
+
+
+@app.command()
+def serve(host: str = typer.Option(None), port: int = typer.Option(None), data_dir: Path = typer.Option(None),
+          demo: bool = typer.Option(False, help="bind simulated devices to a demo account")):
+    """Run the service (web app, API, device gateway) on embedded defaults unless configured."""
+    import uvicorn
+
+    from faoyam.app import create_app
+    from faoyam.core.migrate import upgrade
+
+    s = _settings(host=host, port=port, data_dir=data_dir, demo=demo or None)
+    with console.status("Migrating the database…"):
+        upgrade(s.db_url)
+    console.print(f"[bold green]faoyam[/] on http://{s.host}:{s.port}  (data in {s.data_dir.resolve()})")
+    uvicorn.run(create_app(s), host=s.host, port=s.port, access_log=False, log_config=None)
+
+
+@app.command()
+def demo(port: int = typer.Option(8080), data_dir: Path = typer.Option(Path("faoyam-data"))):
+    """Run the service with a demo account and simulated cameras (see README)."""
+    serve(host="127.0.0.1", port=port, data_dir=data_dir, demo=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head"):
+    """Apply migrations up to ``revision``."""
+    from faoyam.core.migrate import upgrade
+
+    s = _settings()
+    upgrade(s.db_url, revision)
+    console.print("[green]database is up to date[/]")
+
+
+@db_app.command("revision")
+def db_revision(message: str = typer.Option(..., "-m")):
+    """(developers) Autogenerate a migration from the models."""
+    from faoyam.core.migrate import revision
+
+    revision(_settings().db_url, message)
+
+
+@privacy_app.command("check")
+def privacy_check():
+    """Every column and blob kind must be declared; lists what is not."""
+    from faoyam.privacy.classification import problems
+
+    found = problems()
+    for p in found:
+        console.print(f"[red]✗[/] {p}")
+    if found:
+        raise typer.Exit(1)
+    console.print("[green]every column and blob kind is declared[/]")
+
+
+async def _with_ctx(fn):
+    from faoyam.core.context import Context
+
+    ctx = Context.build(_settings())
+    try:
+        return await fn(ctx)
+    finally:
+        await ctx.close()
+
+
+async def _user_id(ctx, account: str) -> str:
+    from faoyam.accounts import service
+
+    if "@" in account or account.startswith("+"):
+        u = await service.find_user_by_contact(ctx, account)
+        if u is None:
+            console.print("[red]no such account[/]")
+            raise typer.Exit(2)
+        return u.id
+    return account
+
+
+@privacy_app.command("export")
+def privacy_export(account: str = typer.Argument(..., help="user id, email or +phone"),
+                   out: Path = typer.Option(Path("export.zip"), "-o")):
+    """Write everything held about an account (R1, R6) to a ZIP file."""
+    from faoyam.privacy.subjects import export_subject, export_zip, resolve_subject
+
+    async def run(ctx):
+        uid = await _user_id(ctx, account)
+        async with ctx.db.session() as s:
+            doc = await export_subject(s, ctx.blobs, await resolve_subject(s, uid))
+        out.write_bytes(export_zip(doc))
+        return doc
+
+    doc = asyncio.run(_with_ctx(run))
+    n = sum(len(t["rows"]) for t in doc["records"].values())
+    console.print(f"[green]wrote {out}[/]: {n} records in {len(doc['records'])} tables, {len(doc['blobs'])} files")
+
+
+@privacy_app.command("erase")
+def privacy_erase(account: str = typer.Argument(..., help="user id, email or +phone"),
+                  yes: bool = typer.Option(False, "--yes", help="do not ask")):
+    """Erase an account and everything about it (R3, CH2)."""
+    if not yes and not typer.confirm(f"Erase {account} and all its data? This cannot be undone"):
+        raise typer.Exit(1)
+    from faoyam.privacy.subjects import erase_subject, resolve_subject
+
+    async def run(ctx):
+        uid = await _user_id(ctx, account)
+        async with ctx.db.session() as s:
+            subject = await resolve_subject(s, uid)
+        return await erase_subject(ctx.db, ctx.blobs, subject)
+
+    r = asyncio.run(_with_ctx(run))
+    console.print(f"[green]erased[/] {r.rows} rows and {r.blobs} files (record {r.record_id})")
+
+
+@privacy_app.command("purge")
+def privacy_purge():
+    """Remove rows and files past their declared retention (RET1, RET5)."""
+    from faoyam.privacy.subjects import purge_expired
+
+    r = asyncio.run(_with_ctx(lambda ctx: purge_expired(ctx.db, ctx.blobs)))
+    console.print(f"[green]purged[/] {r.rows} rows and {r.blobs} files")
+
+
+@app.command()
+def outbox(to: str = typer.Option(None, help="only messages to this address"), as_json: bool = typer.Option(False, "--json")):
+    """Mail and SMS the embedded default wrote to the outbox instead of sending."""
+    msgs = asyncio.run(_with_ctx(lambda ctx: ctx.messenger.outbox(to)))
+    if as_json:
+        json.dump(msgs, sys.stdout, ensure_ascii=False, indent=2)
+        return
+    t = Table("when", "channel", "to", "subject", "text")
+    for m in msgs:
+        t.add_row(m["created_at"][:19], m["channel"], m["to"], m["subject"], m["text"].strip()[:80])
+    Console().print(t)
+
+
+def main() -> None:  # pragma: no cover
+    app()

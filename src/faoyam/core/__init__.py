@@ -1,0 +1,1 @@
+"""Shared infrastructure: every domain package may import from here."""

@@ -1,0 +1,168 @@
+"""Settings, read from the environment (``FAOYAM_*``) and an optional TOML file.
+
+Every setting has an embedded default that needs nothing installed: a SQLite file, a
+local blob directory, an in-process MQTT broker, outbox directories for mail and SMS.
+Pointing a setting at a real service (PostgreSQL, S3, Mosquitto, SMTP) is how one
+machine grows into a cloud; the code paths are the same.
+
+The config file is found through ``FAOYAM_CONFIG`` (a path); environment variables win
+over the file, which wins over the defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the file named by FAOYAM_CONFIG, if any."""
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - unused by pydantic here
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("FAOYAM_CONFIG")
+        if not path:
+            return {}
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FAOYAM_", env_nested_delimiter="__", extra="ignore")
+
+    # Where the embedded defaults keep their state.
+    data_dir: Path = Path("faoyam-data")
+    database_url: str | None = None  # default: sqlite file in data_dir
+    blob_dir: Path | None = None  # default: data_dir / "blobs"
+    blob_backend: Literal["local"] = "local"
+    base_url: str = "http://127.0.0.1:8080"
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    # Secrets. When unset they are generated once and kept in data_dir (mode 0600).
+    secret_key: str | None = None
+    # Device-secret encryption keys, newest first: "id:base64key,id:base64key".
+    device_keys: str | None = None
+
+    # Outgoing messages: "outbox" writes files an operator can read; "smtp" sends.
+    mail_backend: Literal["outbox", "smtp"] = "outbox"
+    mail_from: str = "faoyam <no-reply@faoyam.local>"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    sms_backend: Literal["outbox", "http"] = "outbox"
+    sms_http_url: str | None = None  # provider endpoint for the "http" backend
+    sms_http_token: str | None = None
+
+    # Device broker: "embedded" starts amqtt in-process; "external" uses mqtt_host/port.
+    mqtt_mode: Literal["embedded", "external", "off"] = "embedded"
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    mqtt_ws_port: int | None = None
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
+
+    # Accounts and security.
+    session_days: int = 30
+    recent_auth_minutes: int = 10  # R8: how fresh a sign-in must be for sensitive actions
+    code_ttl_minutes: int = 15
+    code_max_attempts: int = 5
+    password_min_score: int = 3
+    login_max_failures: int = 5  # per account and per address, per window
+    login_window_minutes: int = 15
+    max_photo_bytes: int = 5 * 1024 * 1024
+    photo_max_side: int = 512
+    minimum_age: int = 16  # CH1
+    cookie_secure: bool = False  # set true behind HTTPS
+
+    # Country lists are policy, not code (B9): sharing by phone is offered only here.
+    phone_share_countries: list[str] = Field(default_factory=lambda: ["KH", "VN", "TH", "SA"])
+    phone_signup_countries: list[str] | None = None  # None: every country
+
+    # External sign-in providers (OIDC / OAuth2), by name. Each entry:
+    # {"client_id", "client_secret", "server_metadata_url" (OIDC) or
+    #  "authorize_url"/"access_token_url"/"userinfo_url" (OAuth2), "scope", "label"}
+    oidc_providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    # The operator: who runs this deployment (names the controller in notices).
+    operator_name: str = "faoyam demo operator"
+    dpo_email: str = "dpo@faoyam.local"
+    dpo_phone: str = "+66 2 000 0000"
+    dpo_address: str = "—"
+
+    demo: bool = False
+    log_level: str = "INFO"
+    log_json: bool = True
+    rate_limit_enabled: bool = True
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        return (init_settings, env_settings, _TomlSource(settings_cls), file_secret_settings)
+
+    # Derived paths ------------------------------------------------------------------
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'faoyam.db').resolve()}"
+
+    @property
+    def blobs_path(self) -> Path:
+        return self.blob_dir or self.data_dir / "blobs"
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.data_dir / "outbox"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "logs"
+
+    @cached_property
+    def resolved_secret_key(self) -> bytes:
+        if self.secret_key:
+            return self.secret_key.encode()
+        return _load_or_create(self.data_dir / "secret.key", lambda: secrets.token_urlsafe(48).encode())
+
+    @cached_property
+    def resolved_device_keys(self) -> list[tuple[str, bytes]]:
+        """(key id, 32-byte key) pairs, newest first. The first one encrypts."""
+        import base64
+
+        if self.device_keys:
+            out = []
+            for part in self.device_keys.split(","):
+                kid, _, b64 = part.strip().partition(":")
+                key = base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4))
+                if len(key) != 32:
+                    raise ValueError(f"device key {kid!r} must be 32 bytes")
+                out.append((kid, key))
+            return out
+        raw = _load_or_create(self.data_dir / "device.key", lambda: secrets.token_bytes(32))
+        return [("k1", raw)]
+
+    def ensure_dirs(self) -> None:
+        for p in (self.data_dir, self.blobs_path, self.outbox_path, self.log_path):
+            p.mkdir(parents=True, exist_ok=True)
+
+
+def _load_or_create(path: Path, make) -> bytes:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        return path.read_bytes()
+    value = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(value)
+    return value
