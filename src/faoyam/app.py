@@ -21,6 +21,8 @@ log = logging.getLogger("faoyam.http")
 # Each domain may have ``api`` (router), ``pages`` (router) and ``lifecycle``
 # (``async start(ctx)`` / ``async stop(ctx)`` for background services).
 DOMAINS = ["accounts", "privacy", "devices", "web"]
+# Further router modules, beyond ``<domain>.api`` and ``<domain>.pages``.
+EXTRA_ROUTERS = ["faoyam.accounts.oidc", "faoyam.devices.share_links"]
 
 
 def _optional(module: str):
@@ -77,6 +79,11 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None) 
             mod = _optional(f"faoyam.{d}.{part}")
             if mod is not None and hasattr(mod, "router"):
                 app.include_router(mod.router)
+
+    for name in EXTRA_ROUTERS:
+        mod = _optional(name)
+        if mod is not None and hasattr(mod, "router"):
+            app.include_router(mod.router)
 
     from pathlib import Path
 
