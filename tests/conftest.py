@@ -48,9 +48,6 @@ def pg_url() -> str | None:
         cur.execute(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN.rsplit("/", 1)[0]
     url = f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
-    from faoyam.core.migrate import upgrade
-
-    upgrade(url)
     yield url
     with admin.cursor() as cur:
         cur.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
@@ -72,9 +69,17 @@ def settings(tmp_path: Path, pg_url) -> Settings:
     return s
 
 
+_pg_ready: set[str] = set()
+
+
 async def _empty_pg(ctx: Context) -> None:
+    """Create the tables once per run (from the models: test_migrations proves the
+    migrations give the same schema), then empty them before every test."""
     from sqlalchemy import text
 
+    if ctx.db.url not in _pg_ready:
+        await ctx.db.create_all()
+        _pg_ready.add(ctx.db.url)
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     async with ctx.db.engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {names} CASCADE"))
