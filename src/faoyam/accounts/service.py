@@ -133,6 +133,7 @@ async def confirm_registration(ctx: Context, pending_id: str, code: str, termina
                 await session.flush()
             except IntegrityError:
                 raise Conflict("An account with this address already exists.", code="already-registered") from None
+            await ctx.messenger.claim(session, user.email or user.phone, user.id)
             new = await _open_session(ctx, session, user.id, "code", terminal, ip)
     # The failures above are raised after their bookkeeping (attempts, deletion) commits.
     if failure is not None:

@@ -82,6 +82,14 @@ class Messenger:
             session.add(row)
         return row.id
 
+    async def claim(self, session, recipient: str, user_id: str) -> None:
+        """Tie messages sent to an address before its account existed to that account, so
+        that erasing the account reaches them even after the address changes."""
+        from sqlalchemy import update
+
+        await session.execute(update(OutboundMessage).where(OutboundMessage.recipient == recipient,
+                                                            OutboundMessage.user_id.is_(None)).values(user_id=user_id))
+
     async def outbox(self, recipient: str | None = None) -> list[dict]:
         """Messages in the outbox, newest first, with their text (for operators and tests)."""
         from email import message_from_bytes, policy
