@@ -61,6 +61,7 @@ def settings(tmp_path: Path, pg_url) -> Settings:
         data_dir=tmp_path / "data",
         database_url=pg_url,
         mqtt_mode="off",
+        jobs_enabled=False,
         log_json=True,
         password_min_score=3,
         _env_file=None,

@@ -20,13 +20,15 @@ def test_migrations_match_models(tmp_path):
     if os.environ.get("FAOYAM_TEST_DB") == "postgres":
         import psycopg2
 
-        admin = psycopg2.connect("postgresql://postgres@127.0.0.1:5432/postgres")
+        from tests.conftest import PG_ADMIN
+
+        admin = psycopg2.connect(PG_ADMIN)
         admin.autocommit = True
         name = f"faoyam_migr_{os.getpid()}"
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
             cur.execute(f'CREATE DATABASE "{name}"')
-        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+        url = f"{PG_ADMIN.rsplit('/', 1)[0].replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
     else:
         admin, url = None, f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
     try:

@@ -15,6 +15,7 @@ from faoyam.core import errors
 from faoyam.core import logging as flog
 from faoyam.core.config import Settings
 from faoyam.core.context import Context
+from faoyam.core.jobs import scheduler
 
 log = logging.getLogger("faoyam.http")
 
@@ -47,9 +48,13 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None) 
             if lc is not None and hasattr(lc, "start"):
                 await lc.start(c)
                 started.append(lc)
+        sched = scheduler(c)
+        if c.settings.jobs_enabled:
+            sched.start()
         try:
             yield
         finally:
+            await sched.stop()
             for lc in reversed(started):
                 await lc.stop(c)
             if own_ctx:

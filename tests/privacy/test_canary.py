@@ -49,9 +49,12 @@ async def _database_bytes(ctx) -> bytes:
             if extra.exists():
                 data += extra.read_bytes()
         return data
-    dbname = url.rsplit("/", 1)[1]
-    out = subprocess.run(["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "--data-only", dbname],
-                         capture_output=True, check=True, env={**os.environ, "PGPASSWORD": ""})
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    out = subprocess.run(["pg_dump", "-h", u.host or "127.0.0.1", "-p", str(u.port or 5432), "-U", u.username or "postgres",
+                          "--data-only", u.database], capture_output=True, check=True,
+                         env={**os.environ, "PGPASSWORD": u.password or ""})
     return out.stdout
 
 

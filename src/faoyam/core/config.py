@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     rate_limit_enabled: bool = True
+    jobs_enabled: bool = True  # periodic retention/notice jobs in this process
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
