@@ -19,7 +19,6 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from faoyam.core.config import Settings
 
@@ -164,10 +163,12 @@ def outbox(to: str = typer.Option(None, help="only messages to this address"), a
     if as_json:
         json.dump(msgs, sys.stdout, ensure_ascii=False, indent=2)
         return
-    t = Table("when", "channel", "to", "subject", "text")
+    out = Console()
+    if not msgs:
+        out.print("the outbox is empty")
     for m in msgs:
-        t.add_row(m["created_at"][:19], m["channel"], m["to"], m["subject"], m["text"].strip()[:80])
-    Console().print(t)
+        out.rule(f"{m['created_at'][:19]}  {m['channel']} to {m['to']}  {m['subject']}")
+        out.print(m["text"].strip())
 
 
 def main() -> None:  # pragma: no cover
