@@ -156,6 +156,41 @@ def privacy_purge():
     console.print(f"[green]purged[/] {r.rows} rows and {r.blobs} files")
 
 
+async def _find_account(ctx, value: str):
+    from faoyam.accounts.service import find_user_by_contact
+    from faoyam.core.errors import Problem
+
+    try:
+        u = await find_user_by_contact(ctx, value)
+    except Problem:
+        return None
+    return u.id if u else None
+
+
+@privacy_app.command("child-reports")
+def child_reports(all_: bool = typer.Option(False, "--all", help="resolved ones too")):
+    """Reports that an account belongs to a child under 16 (CH2)."""
+    from faoyam.privacy.children import list_reports
+
+    rows = asyncio.run(_with_ctx(lambda ctx: list_reports(ctx, None if all_ else "open")))
+    out = Console()
+    if not rows:
+        out.print("no reports")
+    for r in rows:
+        out.print(f"[bold]{r.id}[/]  {r.created_at:%Y-%m-%d %H:%M}  {r.status}  reported: {r.reported or '—'}"
+                  f"  reporter: {r.reporter_email or '—'}\n    {r.details or ''}")
+
+
+@privacy_app.command("child-report-resolve")
+def child_report_resolve(report_id: str, reject: bool = typer.Option(False, help="the report is unfounded")):
+    """Erase the reported account's data (or reject the report); the report keeps no personal data."""
+    from faoyam.privacy.children import resolve_report
+
+    r = asyncio.run(_with_ctx(lambda ctx: resolve_report(ctx, report_id, erase=not reject,
+                                                         find_account=lambda v: _find_account(ctx, v))))
+    console.print(f"[green]resolved[/]: {r['erased_rows']} rows erased")
+
+
 @app.command()
 def outbox(to: str = typer.Option(None, help="only messages to this address"), as_json: bool = typer.Option(False, "--json")):
     """Mail and SMS the embedded default wrote to the outbox instead of sending."""

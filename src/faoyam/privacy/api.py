@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+import datetime as dt
+
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 
 from faoyam.accounts.deps import CurrentUser, require_recent_auth
 from faoyam.core.context import Context, get_ctx
-from faoyam.privacy import register
+from faoyam.core.errors import Problem
+from faoyam.privacy import children, register
 from faoyam.privacy.subjects import export_subject, export_zip, resolve_subject
 
 router = APIRouter(prefix="/api/v1/privacy", tags=["privacy"])
@@ -38,3 +42,30 @@ async def export_me(format: str = Query("json", pattern="^(json|zip)$"), user: C
         return Response(export_zip(doc), media_type="application/zip",
                         headers={"Content-Disposition": 'attachment; filename="faoyam-export.zip"'})
     return doc
+
+
+class ChildReportIn(BaseModel):
+    reported: str = Field(..., max_length=254, description="email or phone of the account that belongs to a child")
+    reporter_email: str | None = Field(None, max_length=254, description="to tell you the outcome (optional)")
+    details: str | None = Field(None, max_length=2000)
+
+
+@router.post("/child-reports", status_code=202)
+async def report_child(body: ChildReportIn, request: Request, ctx: Context = Depends(get_ctx)):
+    """Report that we may hold data of a child under 16 (CH2). No account needed."""
+    from faoyam.accounts.service import find_user_by_contact
+    from faoyam.accounts.validation import normalize_email
+    from faoyam.core.http import client_ip
+
+    await ctx.limiter.hit("child-report", client_ip(request), 10, dt.timedelta(hours=1))
+    reporter = normalize_email(body.reporter_email, "reporter_email") if body.reporter_email else None
+
+    async def find(value):
+        try:
+            u = await find_user_by_contact(ctx, value)
+        except Problem:
+            return None
+        return u.id if u else None
+
+    report_id = await children.file_report(ctx, reporter, body.reported, body.details, find)
+    return {"id": report_id, "detail": "Thank you. We will check the report and delete the data if it belongs to a child."}

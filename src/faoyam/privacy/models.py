@@ -8,7 +8,7 @@ from sqlalchemy import JSON, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from faoyam.core.database import Base, UTCDateTime, new_id, utcnow
-from faoyam.privacy.declarations import not_personal
+from faoyam.privacy.declarations import Expiry, Link, TablePrivacy, not_personal, personal
 
 
 class BlobTombstone(Base):
@@ -35,3 +35,28 @@ class ErasureRecord(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, info=not_personal("bookkeeping"))
     counts: Mapped[dict] = mapped_column(JSON, default=dict, info=not_personal("row counts per table"))
     blobs: Mapped[int] = mapped_column(Integer, default=0, info=not_personal("count of blobs removed"))
+
+
+class ChildReport(Base):
+    """CH2: someone believes the service holds data of a child under 16.
+
+    The reporter's address is kept to answer them; the reported account identifier to
+    find the data. Both go when the report is resolved (anonymised, the record of the
+    report's handling stays) and in any case after a year.
+    """
+
+    __tablename__ = "child_reports"
+    __privacy__ = TablePrivacy(
+        subject=(Link("reporter_email", key="email"), Link("reported", key="email"), Link("reported", key="phone")),
+        on_erase="anonymise",
+        expiry=Expiry("created_at", dt.timedelta(days=365)),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=not_personal("random id"))
+    reporter_email: Mapped[str | None] = mapped_column(String(254), info=personal("contact", "F2", retention="legal"))
+    reported: Mapped[str | None] = mapped_column(String(254), info=personal("contact", "F2", retention="legal",
+                                                                             note="email or phone of the reported account"))
+    details: Mapped[str | None] = mapped_column(String(2000), info=personal("communication", "F2", retention="legal"))
+    status: Mapped[str] = mapped_column(String(12), default="open", info=not_personal("open | erased | rejected"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, info=not_personal("bookkeeping"))
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, info=not_personal("bookkeeping"))
