@@ -52,3 +52,17 @@ def test_store_refuses_undeclared_blob_kind(tmp_path):
 
     with pytest.raises(ValueError, match="not declared"):
         LocalBlobStore(tmp_path).new_key("holiday_videos")
+
+
+@pytest.mark.req("CT1", "CHG1", "SH3", "R9")
+async def test_notice_is_generated_from_register_and_settings(client, ctx):
+    ctx.settings.dpo_email = "privacy@operator.example"
+    ctx.settings.sub_processors = [{"name": "Cloud Co", "service": "hosting", "country": "SG"}]
+    n = (await client.get("/api/v1/privacy/notice")).json()
+    assert n["dpo"]["email"] == "privacy@operator.example" and n["last_updated"]
+    ids = {a["id"] for s in n["sections"] for a in s["activities"]}
+    from faoyam.privacy.register import ACTIVITIES
+
+    assert ids == set(ACTIVITIES)
+    assert n["sub_processors"][0]["country"] == "SG"
+    assert "Delete Account" in next(r["how"] for r in n["rights"] if r["id"] == "R3")

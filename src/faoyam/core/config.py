@@ -101,6 +101,15 @@ class Settings(BaseSettings):
     dpo_phone: str = "+66 2 000 0000"
     dpo_address: str = "—"
 
+    # The published notice (CHG1, SH3, XB1, R9): when it last changed, who hosts data where,
+    # and where people may complain.
+    policy_updated: str = "2026-11-24"
+    sub_processors: list[dict[str, str]] = Field(default_factory=lambda: [
+        {"name": "(the operator's hosting provider)", "service": "servers for the app and cloud", "country": "TH"},
+    ])
+    transfer_safeguards: str = "standard contractual clauses"
+    supervisory_authority: str = "Personal Data Protection Committee (PDPC), Thailand — www.pdpc.or.th"
+
     demo: bool = False
     log_level: str = "INFO"
     log_json: bool = True

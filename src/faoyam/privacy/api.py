@@ -69,3 +69,11 @@ async def report_child(body: ChildReportIn, request: Request, ctx: Context = Dep
 
     report_id = await children.file_report(ctx, reporter, body.reported, body.details, find)
     return {"id": report_id, "detail": "Thank you. We will check the report and delete the data if it belongs to a child."}
+
+
+@router.get("/notice")
+async def notice(ctx: Context = Depends(get_ctx)):
+    """The privacy notice: generated from the register and the operator's settings (CT1, CHG1, SH3, R9)."""
+    from faoyam.privacy.notice import build_notice
+
+    return build_notice(ctx.settings)
