@@ -1,0 +1,78 @@
+"""Simulated devices for ``faoyam demo``: made at the factory, added to an account through
+the registry's own ``add_device`` (as a person would, with serial and safety code), and
+run in this process against the service's broker.
+
+    handle = await start_demo_devices(ctx, user_id)
+    ...
+    await handle.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from faoyam.agent.device import Identity
+from faoyam.agent.simulator import Simulator, make_fleet
+
+log = logging.getLogger("faoyam.agent.demo")
+
+
+@dataclass
+class DemoDevices:
+    simulator: Simulator
+    identities: list[Identity]
+    device_ids: list[str] = field(default_factory=list)
+    _life: asyncio.Task | None = None
+
+    async def stop(self) -> None:
+        if self._life:
+            self._life.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._life
+        await self.simulator.stop()
+
+
+async def start_demo_devices(ctx, owner_user_id: str, *, cameras: int = 2, nvr_channels: int = 4, doorbells: int = 1,
+                             life: bool = True, alarm_every: float = 90.0, wait: bool = True) -> DemoDevices:
+    """Factory-register a small fleet, bind it to the account and run it in-process.
+
+    Needs the gateway started (``mqtt_mode`` embedded or external). Chimes are bound with
+    their doorbell by ``add_device``; everything else is added one by one. Returns a
+    handle; it is also kept in ``ctx.extras["demo_devices"]`` so the devices stop with the
+    service.
+    """
+    from faoyam.devices import service
+    from faoyam.devices.gateway import factory_register
+    from faoyam.devices.schemas import AddDeviceIn
+
+    if "gateway" not in ctx.extras:
+        raise RuntimeError("the device gateway is not running (mqtt_mode is off?)")
+    fleet = make_fleet(cameras, nvr_channels, doorbells)
+    for ident in fleet:
+        await factory_register(ctx, ident.factory_device())
+    handle = DemoDevices(Simulator(fleet, _host(ctx), ctx.extras["mqtt_port"]), fleet)
+    for ident in fleet:
+        if ident.kind == "chime":
+            continue  # comes with its doorbell
+        name = ident.channel_names[0] if ident.kind != "nvr" else "Home NVR"
+        out = await service.add_device(ctx, owner_user_id, AddDeviceIn(serial=ident.serial, safety_code=ident.safety_code,
+                                                                     name=name, time_zone="Asia/Bangkok"))
+        handle.device_ids.append(out.id)
+    handle.simulator.start()
+    if wait:
+        await handle.simulator.wait_connected(30)
+        gw = ctx.extras["gateway"]
+        await gw.wait_until(lambda: all(gw.is_connected(i.serial) for i in fleet), 30)
+    if life:
+        handle._life = asyncio.create_task(handle.simulator.life(alarm_every=alarm_every, flap_every=300))
+    ctx.extras["demo_devices"] = handle
+    log.info("demo devices running", extra={"devices": len(fleet)})
+    return handle
+
+
+def _host(ctx) -> str:
+    host = ctx.settings.mqtt_host
+    return "127.0.0.1" if host in ("0.0.0.0", "") else host

@@ -1,0 +1,164 @@
+"""``faoyam devices …``: simulated devices, the RTSP bridge, and a Mosquitto configuration.
+
+    faoyam devices simulate --cameras 3 --nvr-channels 4 --doorbells 1
+    faoyam devices bridge --url rtsp://user:pass@192.168.1.30/stream1 --name Porch
+    faoyam devices broker-config --dir /etc/mosquitto/faoyam --port 1883
+
+``simulate`` and ``bridge`` make their devices "at the factory" in the configured
+database (and, with an external broker, in Mosquitto's dynamic security), print the serial
+and safety code to add each one in the app, then run until Ctrl-C against the broker of a
+running ``faoyam serve`` (``mqtt_host``/``mqtt_port``). Their identities and credentials
+are kept in a state file so the same devices come back next time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Simulated devices, the RTSP bridge, the device broker.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _settings():
+    from faoyam.core.config import Settings
+
+    s = Settings()
+    s.ensure_dirs()
+    return s
+
+
+async def _register(settings, identities) -> None:
+    """Factory step for devices made outside the service process: the registry, and the
+    external broker's dynamic security (over a connection of our own)."""
+    from faoyam.core.context import Context
+    from faoyam.devices import service
+
+    ctx = Context.build(settings)
+    try:
+        for ident in identities:
+            await service.factory_register(ctx, ident.factory_device())
+    finally:
+        await ctx.close()
+    if settings.mqtt_mode != "external":
+        return
+    import aiomqtt
+
+    from faoyam.devices.gateway.mosquitto import DynsecAdmin
+
+    async with aiomqtt.Client(settings.mqtt_host, settings.mqtt_port, username=settings.mqtt_username,
+                              password=settings.mqtt_password, identifier=f"faoyam-cli-{secrets.token_hex(4)}") as c:
+        admin = DynsecAdmin(lambda t, b: c.publish(t, b, qos=1))
+        await c.subscribe(admin.response_topic, qos=1)
+
+        async def feed():
+            async for msg in c.messages:
+                admin.feed(bytes(msg.payload))
+
+        feeder = asyncio.create_task(feed())
+        try:
+            for ident in identities:
+                await admin.provision_factory(ident.serial, ident.factory_secret)
+        finally:
+            feeder.cancel()
+
+
+def _table(identities) -> Table:
+    t = Table("kind", "model", "serial", "safety code", "channels", "paired with")
+    for i in identities:
+        t.add_row(i.kind, i.model, i.serial, i.safety_code, str(i.channels), i.paired_with or "")
+    return t
+
+
+def _host(settings) -> str:
+    return "127.0.0.1" if settings.mqtt_host in ("0.0.0.0", "") else settings.mqtt_host
+
+
+@app.command()
+def simulate(cameras: int = typer.Option(3, help="IP cameras (the first one with PTZ)"),
+             nvr_channels: int = typer.Option(4, help="channels of the simulated NVR (0: no NVR)"),
+             doorbells: int = typer.Option(1, help="doorbells, each with a paired chime"),
+             state: Path = typer.Option(None, help="identities and credentials (default: data_dir/simulator.json)"),
+             port: int = typer.Option(None, help="broker port (default: mqtt_port)"),
+             alarm_every: float = typer.Option(60.0, help="seconds between alarms, fleet-wide on average"),
+             flap_every: float = typer.Option(0.0, help="seconds between a device dropping off and coming back (0: never)"),
+             mqtt5: bool = typer.Option(False, "--mqtt5", help="speak MQTT 5 (Mosquitto only)"),
+             new: bool = typer.Option(False, "--new", help="make a new fleet even if the state file exists")):
+    """Run simulated cameras, an NVR and doorbells with chimes against the service's broker."""
+    from faoyam.agent.simulator import Simulator, load_state, make_fleet, save_state
+
+    s = _settings()
+    state = state or s.data_dir / "simulator.json"
+    if state.exists() and not new:
+        fleet = load_state(state)
+    else:
+        fleet = make_fleet(cameras, nvr_channels, doorbells)
+        save_state(state, fleet)
+        asyncio.run(_register(s, fleet))
+    Console().print(_table(fleet))
+    console.print("Add a device in the app with its serial and safety code (a chime comes with its doorbell).")
+
+    async def run():
+        sim = Simulator(fleet, _host(s), port or s.mqtt_port, protocol=5 if mqtt5 else 4, state_file=state).start()
+        life = asyncio.create_task(sim.life(alarm_every=alarm_every, flap_every=flap_every))
+        try:
+            await sim.wait_connected(60)
+            console.print(f"[green]{len(fleet)} devices online[/] (Ctrl-C to stop)")
+            await asyncio.Event().wait()
+        finally:
+            life.cancel()
+            await sim.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
+@app.command()
+def bridge(url: str = typer.Option(..., help="the camera's rtsp:// URL (credentials allowed; never stored)"),
+           name: str = typer.Option("RTSP camera", help="the channel name shown in the app"),
+           state: Path = typer.Option(None, help="the bridge's identity (default: data_dir/bridge-<name>.json)"),
+           port: int = typer.Option(None, help="broker port (default: mqtt_port)")):
+    """Put a camera reachable by RTSP on the platform as a cloud camera."""
+    from faoyam.agent import bridge as b
+
+    s = _settings()
+    state = state or s.data_dir / f"bridge-{''.join(ch for ch in name if ch.isalnum()) or 'camera'}.json"
+    ident, new = b.load_or_create(state, name)
+    if new:
+        asyncio.run(_register(s, [ident]))
+    Console().print(_table([ident]))
+
+    async def run():
+        agent = b.RtspBridge(ident, url, _host(s), port or s.mqtt_port, on_change=lambda a: b.save(state, a.id)).start()
+        try:
+            await asyncio.wait_for(agent.connected.wait(), 60)
+            console.print(f"[green]bridging {b.redact_url(url)}[/] (Ctrl-C to stop)")
+            await asyncio.Event().wait()
+        finally:
+            await agent.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
+@app.command("broker-config")
+def broker_config(directory: Path = typer.Option(Path("mosquitto"), "--dir", help="where to write the files"),
+                  port: int = typer.Option(1883), host: str = typer.Option("127.0.0.1"),
+                  user: str = typer.Option("faoyam-gateway", help="the gateway's broker account")):
+    """Write a Mosquitto 2 configuration (dynamic security, limits) for mqtt_mode=external."""
+    from faoyam.devices.gateway.mosquitto import write_config
+
+    password = secrets.token_urlsafe(24)
+    if (Path(directory) / "dynamic-security.json").exists():
+        console.print("[yellow]dynamic-security.json exists; its accounts are kept (the password below is unused)[/]")
+    conf = write_config(directory, port=port, host=host, service_user=user, service_password=password)
+    console.print(f"[green]wrote {conf}[/]; run: mosquitto -c {conf}")
+    print(json.dumps({"FAOYAM_MQTT_MODE": "external", "FAOYAM_MQTT_HOST": host, "FAOYAM_MQTT_PORT": str(port),
+                      "FAOYAM_MQTT_USERNAME": user, "FAOYAM_MQTT_PASSWORD": password}, indent=1))

@@ -1,0 +1,84 @@
+"""Background services of the devices domain: the MQTT broker (embedded mode) and the
+device gateway, started with the application and stopped with it.
+
+``mqtt_mode``:
+* ``embedded`` — amqtt in this process on ``mqtt_host:mqtt_port`` (port 0: any free
+  port; the bound one is ``ctx.extras["mqtt_port"]``); devices sign in through the registry.
+* ``external`` — Mosquitto (or another broker with Mosquitto's dynamic security) at
+  ``mqtt_host:mqtt_port``; the gateway signs in with ``mqtt_username``/``mqtt_password``
+  and provisions device accounts there.
+* ``off`` — no gateway (tests of other domains).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+log = logging.getLogger("faoyam.gateway")
+
+
+def _registry():
+    try:
+        return importlib.import_module("faoyam.devices.service")
+    except ModuleNotFoundError as exc:
+        if exc.name == "faoyam.devices.service":
+            return None
+        raise
+
+
+async def start(ctx, *, options=None) -> None:
+    s = ctx.settings
+    if s.mqtt_mode == "off":
+        return
+    reg = _registry()
+    if reg is None:
+        log.warning("the device registry is not installed; the device gateway is not started")
+        return
+    from faoyam.devices.gateway.core import DeviceGateway
+
+    if s.mqtt_mode == "embedded":
+        from faoyam.devices.gateway.embedded import EmbeddedBroker
+
+        broker = EmbeddedBroker(s.mqtt_host, s.mqtt_port, lambda u, pw: reg.authenticate_device(ctx, u, pw))
+        await broker.start()
+        ctx.extras["mqtt_broker"] = broker
+        from faoyam.devices.gateway.core import _NoAdmin
+
+        gw = DeviceGateway(ctx, host=s.mqtt_host, port=broker.port, username=broker.service_user,
+                           password=broker.service_password, options=options, registry=reg,
+                           admin=_NoAdmin(broker.kick))
+        broker.policy.on_factory_connect = gw.remember_address
+        port = broker.port
+    else:
+        from faoyam.devices.gateway.mosquitto import DynsecAdmin
+
+        gw = DeviceGateway(ctx, host=s.mqtt_host, port=s.mqtt_port, username=s.mqtt_username or "faoyam-gateway",
+                           password=s.mqtt_password or "", options=options, registry=reg, external=True)
+        gw.admin = DynsecAdmin(gw.publish_raw)
+        port = s.mqtt_port
+    try:
+        await gw.start()
+    except BaseException:
+        await _stop_broker(ctx)
+        raise
+    ctx.extras["gateway"] = gw
+    ctx.extras["mqtt_port"] = port
+    log.info("device gateway started", extra={"mode": s.mqtt_mode})
+
+
+async def _stop_broker(ctx) -> None:
+    broker = ctx.extras.pop("mqtt_broker", None)
+    if broker is not None:
+        await broker.stop()
+
+
+async def stop(ctx) -> None:
+    demo = ctx.extras.pop("demo_devices", None)
+    if demo is not None:
+        await demo.stop()
+    gw = ctx.extras.pop("gateway", None)
+    if gw is not None:
+        await gw.stop()
+    await _stop_broker(ctx)
+    ctx.extras.pop("mqtt_port", None)
