@@ -49,6 +49,7 @@ def build_notice(settings: Settings) -> dict:
         "children": "The service is not for children under 16. If you believe we hold a child's data, report it "
                     "(POST /api/v1/privacy/child-reports or the form on this page) and we will delete it.",
         "sub_processors": settings.sub_processors,
+        "transfer_safeguards": settings.transfer_safeguards,
         "transfers": f"Data may be processed outside your country or region under {settings.transfer_safeguards}.",
         "rights": [{"id": i, "right": r, "how": h} for i, r, h in RIGHTS],
         "complaints": settings.supervisory_authority,
