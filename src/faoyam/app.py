@@ -21,7 +21,7 @@ log = logging.getLogger("faoyam.http")
 
 # Each domain may have ``api`` (router), ``pages`` (router) and ``lifecycle``
 # (``async start(ctx)`` / ``async stop(ctx)`` for background services).
-DOMAINS = ["accounts", "privacy", "devices", "web"]
+DOMAINS = ["accounts", "privacy", "devices", "web", "demo"]
 # Further router modules, beyond ``<domain>.api`` and ``<domain>.pages``.
 EXTRA_ROUTERS = ["faoyam.accounts.oidc", "faoyam.devices.share_links"]
 

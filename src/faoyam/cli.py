@@ -27,6 +27,16 @@ db_app = typer.Typer(help="Database schema.")
 privacy_app = typer.Typer(help="Data-subject requests and retention.")
 app.add_typer(db_app, name="db")
 app.add_typer(privacy_app, name="privacy")
+
+
+def _add_devices_cli() -> None:
+    from faoyam.devices import cli as devices_cli
+
+    app.add_typer(devices_cli.app, name="devices")
+    app.command("simulate", help="Run simulated cameras, an NVR and a doorbell against a faoyam broker.")(devices_cli.simulate)
+
+
+_add_devices_cli()
 console = Console(stderr=True)
 
 
@@ -55,6 +65,19 @@ def serve(host: str = typer.Option(None), port: int = typer.Option(None), data_d
 @app.command()
 def demo(port: int = typer.Option(8080), data_dir: Path = typer.Option(Path("faoyam-data"))):
     """Run the service with a demo account and simulated cameras (see README)."""
+    import os
+    import socket
+
+    s = Settings()
+    if s.mqtt_mode == "embedded" and s.mqtt_port and "FAOYAM_MQTT_PORT" not in os.environ:
+        with socket.socket() as probe:
+            busy = probe.connect_ex((s.mqtt_host if s.mqtt_host not in ("0.0.0.0", "") else "127.0.0.1", s.mqtt_port)) == 0
+        if busy:
+            # Another broker has the MQTT port (a Mosquitto service, say): the demo's own
+            # broker takes any free port; its simulated devices find it by themselves.
+            console.print(f"[yellow]port {s.mqtt_port} is taken by another MQTT broker; "
+                          "the demo's broker uses a free port instead[/]")
+            os.environ["FAOYAM_MQTT_PORT"] = "0"
     serve(host="127.0.0.1", port=port, data_dir=data_dir, demo=True)
 
 

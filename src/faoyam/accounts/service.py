@@ -527,3 +527,27 @@ async def find_user_by_contact(ctx: Context, value: str, country: str | None = N
 async def require_user(ctx: Context, user_id: str) -> None:
     if await get_user_brief(ctx, user_id) is None:
         raise Forbidden("No such account.", code="no-user")
+
+
+async def create_account(ctx: Context, *, email: str | None, phone: str | None, country: str, nickname: str,
+                         password: str, language: str = "en") -> str:
+    """Create a confirmed account directly (operators and the demo; people register with a code).
+
+    The same checks as registration apply; the operator vouches for the address and for
+    the person being 16 or older.
+    """
+    country = v.normalize_country(country)
+    email = v.normalize_email(email) if email else None
+    phone = v.normalize_phone(phone, country) if phone else None
+    if not email and not phone:
+        raise Invalid("email", "An email address or a phone number is needed.", code="contact-required")
+    v.check_password(password, min_score=ctx.settings.password_min_score, user_inputs=[email or "", phone or "", nickname])
+    async with ctx.db.transaction() as session:
+        user = User(email=email, phone=phone, country=country, nickname=v.normalize_nickname(nickname),
+                    password_hash=hash_password(password), language=_language(language), age_confirmed_at=utcnow())
+        session.add(user)
+        try:
+            await session.flush()
+        except IntegrityError:
+            raise Conflict("An account with this address already exists.", code="already-registered") from None
+    return user.id

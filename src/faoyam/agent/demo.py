@@ -36,7 +36,8 @@ class DemoDevices:
 
 
 async def start_demo_devices(ctx, owner_user_id: str, *, cameras: int = 2, nvr_channels: int = 4, doorbells: int = 1,
-                             life: bool = True, alarm_every: float = 90.0, wait: bool = True) -> DemoDevices:
+                             life: bool = True, alarm_every: float = 90.0, wait: bool = True,
+                             state_file=None) -> DemoDevices:
     """Factory-register a small fleet, bind it to the account and run it in-process.
 
     Needs the gateway started (``mqtt_mode`` embedded or external). Chimes are bound with
@@ -53,7 +54,9 @@ async def start_demo_devices(ctx, owner_user_id: str, *, cameras: int = 2, nvr_c
     fleet = make_fleet(cameras, nvr_channels, doorbells)
     for ident in fleet:
         await factory_register(ctx, ident.factory_device())
-    handle = DemoDevices(Simulator(fleet, _host(ctx), ctx.extras["mqtt_port"]), fleet)
+    handle = DemoDevices(Simulator(fleet, _host(ctx), ctx.extras["mqtt_port"], state_file=state_file), fleet)
+    if state_file:
+        handle.simulator._save()  # keep the factory secrets: the next start resumes this fleet
     for ident in fleet:
         if ident.kind == "chime":
             continue  # comes with its doorbell
@@ -62,6 +65,31 @@ async def start_demo_devices(ctx, owner_user_id: str, *, cameras: int = 2, nvr_c
                                                                      name=name, time_zone="Asia/Bangkok"))
         handle.device_ids.append(out.id)
     handle.simulator.start()
+    return await _run(ctx, handle, fleet, life=life, alarm_every=alarm_every, wait=wait)
+
+
+async def resume_demo_devices(ctx, owner_user_id: str, *, state_file, life: bool = True, alarm_every: float = 90.0,
+                              wait: bool = True) -> DemoDevices:
+    """Run the demo fleet of an earlier start again (same serials, their saved credentials).
+
+    Starts a new fleet instead when there is no saved fleet or its devices are no longer
+    bound to the demo account (deleted in the app, say)."""
+    from pathlib import Path
+
+    from faoyam.agent.simulator import load_state
+    from faoyam.devices import service
+
+    bound = {d.serial for d in await service.list_devices(ctx, owner_user_id) if not d.shared}
+    fleet = load_state(state_file) if Path(state_file).exists() else []
+    if not fleet or not {i.serial for i in fleet if i.kind != "chime"} <= bound:
+        return await start_demo_devices(ctx, owner_user_id, life=life, alarm_every=alarm_every, wait=wait,
+                                        state_file=state_file)
+    handle = DemoDevices(Simulator(fleet, _host(ctx), ctx.extras["mqtt_port"], state_file=state_file), fleet)
+    handle.simulator.start()
+    return await _run(ctx, handle, fleet, life=life, alarm_every=alarm_every, wait=wait)
+
+
+async def _run(ctx, handle: DemoDevices, fleet, *, life: bool, alarm_every: float, wait: bool) -> DemoDevices:
     if wait:
         await handle.simulator.wait_connected(30)
         gw = ctx.extras["gateway"]

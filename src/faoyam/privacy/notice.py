@@ -20,6 +20,9 @@ SECTIONS = {
     "SEC": "Security",
 }
 
+BASIS_LABELS = {register.CONTRACT: "contract", register.LI: "legitimate interest", register.CONSENT: "consent",
+                register.LEGAL: "legal obligation"}
+
 RIGHTS = [
     ("R0", "review and change your data", "Me → Profile"),
     ("R1", "get a copy of your data", "Me → Settings → Account and Security → Download my data"),
@@ -38,7 +41,7 @@ def build_notice(settings: Settings) -> dict:
     for a in register.ACTIVITIES.values():
         sections.setdefault(a.section, []).append({
             "id": a.id, "when": a.when, "data": [register.CATEGORIES[c] for c in a.data], "purpose": a.purpose,
-            "basis": list(a.basis), "retention": register.RETENTION[a.retention], "recipients": list(a.recipients),
+            "basis": [BASIS_LABELS[b] for b in a.basis], "retention": register.RETENTION[a.retention], "recipients": list(a.recipients),
         })
     return {
         "controller": settings.operator_name,
