@@ -1,0 +1,60 @@
+"""Start the demo when ``settings.demo`` is on: a demo account and simulated devices.
+
+The account's password is generated once and kept in ``data_dir/demo-account.txt`` (mode
+0600); it is printed at every start so a person can sign in at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+
+from faoyam.core.context import Context
+
+log = logging.getLogger("faoyam.demo")
+DEMO_EMAIL = "demo@example.com"  # a reserved domain for examples (RFC 2606); never delivered
+
+
+def _demo_password(ctx: Context) -> tuple[str, bool]:
+    path = ctx.settings.data_dir / "demo-account.txt"
+    if path.exists():
+        return path.read_text().strip(), False
+    words = ["river", "lantern", "mango", "orbit", "harbour", "violet", "kettle", "monsoon", "temple", "falcon"]
+    pw = "-".join(secrets.choice(words) for _ in range(3)) + f"-{secrets.randbelow(90) + 10}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(pw + "\n")
+    return pw, True
+
+
+async def ensure_demo_account(ctx: Context) -> tuple[str, str, bool]:
+    """(user id, password, created?) of the demo account."""
+    from faoyam.accounts import service
+
+    password, fresh = _demo_password(ctx)
+    found = await service.find_user_by_contact(ctx, DEMO_EMAIL)
+    if found is not None:
+        return found.id, password, False
+    uid = await service.create_account(ctx, email=DEMO_EMAIL, phone=None, country="TH", nickname="Demo",
+                                       password=password)
+    return uid, password, True
+
+
+async def start(ctx: Context) -> None:
+    if not ctx.settings.demo:
+        return
+    uid, password, _created = await ensure_demo_account(ctx)
+    print(f"\n  Demo account:  {DEMO_EMAIL}\n  Password:      {password}\n", flush=True)  # noqa: T201 - for the person
+    if "gateway" not in ctx.extras:
+        log.warning("demo devices need the device gateway (mqtt_mode embedded or external)")
+        return
+    from faoyam.agent.demo import resume_demo_devices
+
+    # Same fleet as last time when there is one (same serials and credentials), else a new one.
+    handle = await resume_demo_devices(ctx, uid, state_file=ctx.settings.data_dir / "demo-devices.json")
+    print(f"  {len(handle.identities)} simulated devices are online.\n", flush=True)  # noqa: T201
+
+
+async def stop(ctx: Context) -> None:
+    pass  # the devices lifecycle stops the demo devices

@@ -1,0 +1,369 @@
+"""Device logic: adding, listing, naming, covers, time zone, deleting (B3, B6, B7, B10).
+
+Every function that acts for a person takes their user id and asks ``authz.require``
+first; routes never decide who may do what. The gateway-facing functions of the
+contract (``devices/ports.py``) live in ``registry`` and are re-exported here, as are
+the device commands (``control``), sharing (``sharing``) and share links (``links``), so
+that ``faoyam.devices.service`` is the one public surface of the domain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hmac
+import logging
+
+from sqlalchemy import select, update
+
+from faoyam.accounts.photos import reencode_photo
+from faoyam.core.context import Context
+from faoyam.core.database import utcnow
+from faoyam.core.errors import Conflict, Forbidden, Invalid, NotFound
+from faoyam.devices import authz, commands
+from faoyam.devices import validation as v
+from faoyam.devices.authz import Access
+from faoyam.devices.control import (  # noqa: F401 - re-exported
+    device_password,
+    password_context,
+    provision_wifi,
+    ptz_locate,
+    ptz_move,
+    reboot,
+    reset_password,
+    set_config,
+    set_password,
+    snapshot,
+)
+from faoyam.devices.links import create_link, list_links, revoke_link, view_link  # noqa: F401 - re-exported (B9)
+from faoyam.devices.models import Alarm, Channel, Device, Share
+from faoyam.devices.registry import (  # noqa: F401 - re-exported: the contract of ports.py
+    activate,
+    authenticate_device,
+    credentials_revoked,
+    factory_register,
+    find_by_serial,
+    heartbeat,
+    record_alarm,
+    report_config,
+    safety_code_hash,
+    set_online,
+)
+from faoyam.devices.schemas import AddDeviceIn, AlarmOut, DeviceOut, DevicePatchIn
+from faoyam.devices.sharing import (  # noqa: F401 - re-exported (B9)
+    accept_share,
+    decline_share,
+    incoming_shares,
+    leave_share,
+    list_shares,
+    revoke_share,
+    share_device,
+    update_share,
+)
+from faoyam.devices.views import describe
+from faoyam.privacy.subjects import remove_rows
+
+log = logging.getLogger(__name__)
+
+COVER_MAX_SIDE = 960
+_ADD_WINDOW = dt.timedelta(minutes=15)
+_ADD_MAX_FAILURES = 10  # wrong serials or codes per account per window
+_SERIAL_WINDOW = dt.timedelta(hours=1)
+_SERIAL_MAX_FAILURES = 10  # wrong codes for one serial per hour, whoever tries
+
+
+class UnknownSerial(NotFound):
+    code, title = "unknown-serial", "Unknown serial number"
+
+
+class WrongSafetyCode(Forbidden):
+    code, title = "wrong-safety-code", "Wrong safety code"
+
+
+class AlreadyYours(Conflict):
+    code, title = "already-yours", "Already in your account"
+
+
+class BoundElsewhere(Conflict):
+    code, title = "bound-elsewhere", "Added to another account"
+
+
+# Adding a device (B3) -------------------------------------------------------------------
+
+
+async def _count_failure(ctx: Context, user_id: str, serial: str) -> None:
+    await ctx.limiter.record("device-add-user", user_id)
+    await ctx.limiter.record("device-add-serial", serial)
+
+
+async def add_device(ctx: Context, user_id: str, data: AddDeviceIn) -> DeviceOut:
+    """Bind a device to the account with the serial and safety code from its label.
+
+    Everything is checked before anything is written; a Wi-Fi password goes to the
+    device (``provision_wifi``) and nowhere else. Chimes paired with a doorbell at the
+    factory come along with it.
+    """
+    serial = v.normalize_serial(data.serial)
+    code = v.normalize_safety_code(data.safety_code)
+    name = v.normalize_name(data.name) if data.name is not None else None
+    tz = v.normalize_time_zone(data.time_zone) if data.time_zone is not None else None
+    ssid = v.normalize_ssid(data.wifi_ssid) if data.wifi_ssid is not None else None
+    wifi_password = data.wifi_password.get_secret_value() if data.wifi_password is not None else None
+    if wifi_password is not None:
+        if ssid is None:
+            raise Invalid("wifi_ssid", "Give the Wi-Fi network name with its password.", code="ssid-required")
+        v.check_wifi_password(wifi_password)
+    device_pw = data.device_password.get_secret_value() if data.device_password is not None else None
+    if device_pw is not None:
+        v.check_device_password(device_pw, "device_password")
+
+    msg = "Too many wrong serial numbers or safety codes. Wait a while, then try again."
+    await ctx.limiter.check("device-add-user", user_id, _ADD_MAX_FAILURES, _ADD_WINDOW, msg)
+    await ctx.limiter.check("device-add-serial", serial, _SERIAL_MAX_FAILURES, _SERIAL_WINDOW, msg)
+    async with ctx.db.session() as s:
+        row = await find_by_serial(s, ctx, serial)
+        doorbell_owner = None
+        if row is not None and row.kind == "chime" and row.paired_hash:
+            doorbell_owner = await s.scalar(select(Device.owner_id).where(Device.serial_hash == row.paired_hash))
+    if row is None:
+        await _count_failure(ctx, user_id, serial)
+        raise UnknownSerial("No device has this serial number. Check it on the label.")
+    if row.owner_id == user_id:
+        raise AlreadyYours("This device is already in your account.")
+    if not hmac.compare_digest(row.safety_code_hash, safety_code_hash(ctx, serial, code)):
+        await _count_failure(ctx, user_id, serial)
+        raise WrongSafetyCode("The safety code does not match this device. Check it on the label.")
+    # Only someone holding the label learns that the device is bound to someone else.
+    if row.owner_id is not None or doorbell_owner not in (None, user_id):
+        raise BoundElsewhere("This device is in another account. Its owner must delete it first.")
+    if data.model is not None and data.model.strip().casefold() != row.model.casefold():
+        raise Invalid("model", f"This serial belongs to a {row.model}, not a {data.model.strip()}.", code="model-mismatch")
+
+    if wifi_password is not None:
+        await commands.send(ctx, serial, "provision_wifi", {"ssid": ssid, "password": wifi_password})
+    now = utcnow()
+    async with ctx.db.transaction() as s:
+        # Compare-and-set: of two people adding the same device at once, one wins.
+        res = await s.execute(update(Device).where(Device.id == row.id, Device.owner_id.is_(None)).values(
+            owner_id=user_id, serial=serial, name=name or row.model, time_zone=tz, dst=data.dst, wifi_ssid=ssid,
+            password_enc=ctx.secrets.encrypt(device_pw, context=password_context(row.id)) if device_pw else None,
+            bound_at=now))
+        if res.rowcount != 1:
+            raise BoundElsewhere("This device was just added to another account.")
+        if row.kind == "doorbell":
+            await s.execute(update(Device).where(Device.paired_hash == row.serial_hash, Device.owner_id.is_(None))
+                            .values(owner_id=user_id, name=Device.model, bound_at=now))
+    await ctx.limiter.clear("device-add-user", user_id)
+    log.info("devices.added", extra={"device": row.id, "user": user_id})
+    return await get_device(ctx, user_id, row.id)
+
+
+# Reading ------------------------------------------------------------------------------
+
+
+async def list_devices(ctx: Context, user_id: str) -> list[DeviceOut]:
+    """The account's devices and those shared with it (accepted shares), shared ones marked."""
+    async with ctx.db.session() as s:
+        owned = (await s.execute(select(Device).where(Device.owner_id == user_id).order_by(Device.bound_at, Device.id))).scalars().all()
+        shared = (await s.execute(
+            select(Device, Share).join(Share, Share.device_id == Device.id)
+            .where(Share.invitee_id == user_id, Share.status == "accepted", Device.owner_id.is_not(None))
+            .order_by(Share.accepted_at, Device.id))).all()
+        items: list[tuple[Device, Access]] = [
+            (d, Access(d.id, "owner", frozenset(authz.PERMISSIONS), None, user_id, d.serial)) for d in owned]
+        for d, sh in shared:
+            chans = None if sh.channels is None else frozenset(sh.channels)
+            items.append((d, Access(d.id, "shared", frozenset(("view", *sh.permissions)), chans, d.owner_id, None)))
+        return await describe(ctx, s, items)
+
+
+async def get_device(ctx: Context, user_id: str, device_id: str) -> DeviceOut:
+    acc = await authz.require(ctx, user_id, device_id, "view")
+    async with ctx.db.session() as s:
+        row = await s.get(Device, device_id)
+        if row is None or row.owner_id != acc.owner_id:  # deleted a moment ago
+            raise authz.DeviceNotFound("There is no such device in your account.")
+        (out,) = await describe(ctx, s, [(row, acc)])
+    return out
+
+
+# Changing -----------------------------------------------------------------------------
+
+
+async def update_device(ctx: Context, user_id: str, device_id: str, patch: DevicePatchIn) -> DeviceOut:
+    """Rename (B7), set time zone and daylight saving (B3). Only the fields sent change."""
+    await authz.require(ctx, user_id, device_id, "manage")
+    fields = patch.model_fields_set
+    if not fields:
+        raise Invalid("body", "Send at least one of name, time_zone, dst.", code="nothing-to-change")
+    values: dict = {}
+    if "name" in fields:
+        values["name"] = v.normalize_name(patch.name or "")
+    if "time_zone" in fields:
+        values["time_zone"] = v.normalize_time_zone(patch.time_zone) if patch.time_zone is not None else None
+    if "dst" in fields:
+        if patch.dst is None:
+            raise Invalid("dst", "Daylight saving is on (true) or off (false).", code="invalid")
+        values["dst"] = patch.dst
+    async with ctx.db.transaction() as s:
+        row = await s.get(Device, device_id)
+        for k, val in values.items():
+            setattr(row, k, val)
+        serial, tz, dst = row.serial, row.time_zone, row.dst
+    if {"time_zone", "dst"} & fields:
+        await _push_clock(ctx, serial, tz, dst)
+    return await get_device(ctx, user_id, device_id)
+
+
+async def _push_clock(ctx: Context, serial: str | None, tz: str | None, dst: bool) -> None:
+    """Tell a connected device its new time zone. The stored setting is the truth either way;
+    an offline device is told by the gateway's configuration sync when it comes back."""
+    gw = commands.gateway(ctx)
+    if gw is None or not serial or not gw.is_connected(serial):
+        return
+    try:
+        await commands.send(ctx, serial, "set_config", {"time_zone": tz, "dst": dst})
+    except Exception:  # noqa: BLE001 - see docstring
+        log.warning("devices.clock_push_failed", exc_info=True)
+
+
+async def _channel(s, device_id: str, index: int) -> Channel:
+    ch = (await s.execute(select(Channel).where(Channel.device_id == device_id, Channel.index == index))).scalar_one_or_none()
+    if ch is None:
+        raise NotFound("There is no such channel on this device.", code="channel-not-found")
+    return ch
+
+
+async def rename_channel(ctx: Context, user_id: str, device_id: str, index: int, name: str) -> DeviceOut:
+    """Name a channel (B7)."""
+    await authz.require(ctx, user_id, device_id, "manage")
+    name = v.normalize_name(name)
+    async with ctx.db.transaction() as s:
+        (await _channel(s, device_id, index)).name = name
+    return await get_device(ctx, user_id, device_id)
+
+
+# Covers (B7) ----------------------------------------------------------------------------
+
+
+async def set_cover(ctx: Context, user_id: str, device_id: str, data: bytes, channel: int | None = None) -> None:
+    """Replace the cover picture of a device or one of its channels; the old file is deleted."""
+    await authz.require(ctx, user_id, device_id, "manage")
+    if channel is not None:
+        async with ctx.db.session() as s:
+            await _channel(s, device_id, channel)
+    s_ = ctx.settings
+    jpeg = await asyncio.to_thread(reencode_photo, data, max_bytes=s_.max_photo_bytes, max_side=COVER_MAX_SIDE)
+    key = await ctx.blobs.put("device_cover", jpeg)
+    try:
+        async with ctx.db.transaction() as s:
+            target = await (_channel(s, device_id, channel) if channel is not None else s.get(Device, device_id))
+            old, target.cover_key = target.cover_key, key
+    except BaseException:
+        await ctx.blobs.delete(key)
+        raise
+    if old:
+        await ctx.blobs.delete(old)
+
+
+async def get_cover(ctx: Context, user_id: str, device_id: str, channel: int | None = None) -> bytes:
+    await authz.require(ctx, user_id, device_id, "view", channel=channel)
+    async with ctx.db.session() as s:
+        target = await (_channel(s, device_id, channel) if channel is not None else s.get(Device, device_id))
+        key = target.cover_key
+    if not key:
+        raise NotFound("No cover picture is set.", code="no-cover")
+    return await ctx.blobs.read(key)
+
+
+async def delete_cover(ctx: Context, user_id: str, device_id: str, channel: int | None = None) -> None:
+    await authz.require(ctx, user_id, device_id, "manage")
+    async with ctx.db.transaction() as s:
+        target = await (_channel(s, device_id, channel) if channel is not None else s.get(Device, device_id))
+        old, target.cover_key = target.cover_key, None
+    if old:
+        await ctx.blobs.delete(old)
+
+
+# Deleting (B10) -------------------------------------------------------------------------
+
+
+async def delete_device(ctx: Context, user_id: str, device_id: str) -> dict:
+    """Remove the device and its paired accessories from the account.
+
+    The generic erasure resets each unit to its factory state (the binding's columns are
+    personal and anonymised), which also revokes its broker credentials, and removes
+    everything hanging off it: channel names and covers, alarms, addresses, shares,
+    share links. Then the gateway drops the devices' connections.
+    """
+    acc = await authz.require(ctx, user_id, device_id, "manage")
+    async with ctx.db.session() as s:
+        row = await s.get(Device, device_id)
+        units = [(row.id, row.serial)]
+        if row.kind == "doorbell":
+            units += (await s.execute(select(Device.id, Device.serial).where(
+                Device.paired_hash == row.serial_hash, Device.owner_id == user_id))).all()
+    ids = [i for i, _ in units]
+    t = Device.__table__
+    report = await remove_rows(ctx.db, ctx.blobs, "devices", t.c.id.in_(ids) & (t.c.owner_id == acc.owner_id),
+                               reason="device_removed")
+    await commands.disconnect_quietly(ctx, [serial for _, serial in units if serial])
+    log.info("devices.deleted", extra={"device": device_id, "units": len(ids), "rows": report.rows})
+    return {"removed": ids, "rows": report.rows, "files": report.blobs}
+
+
+# Alarms (B11) ---------------------------------------------------------------------------
+
+
+async def list_alarms(ctx: Context, user_id: str, device_id: str, limit: int = 50,
+                      before: dt.datetime | None = None) -> list[AlarmOut]:
+    """The device's alarms of the last seven days, newest first (an invitee: their channels)."""
+    acc = await authz.require(ctx, user_id, device_id, "alarms")
+    q = select(Alarm).where(Alarm.device_id == device_id)
+    if acc.channels is not None:
+        q = q.where(Alarm.channel.in_(sorted(acc.channels)))
+    if before is not None:
+        q = q.where(Alarm.at < before)
+    async with ctx.db.session() as s:
+        rows = (await s.execute(q.order_by(Alarm.at.desc(), Alarm.id).limit(max(1, min(limit, 200))))).scalars().all()
+    return [AlarmOut(id=a.id, channel=a.channel, type=a.type, at=a.at, has_snapshot=bool(a.snapshot_key)) for a in rows]
+
+
+async def alarm_snapshot(ctx: Context, user_id: str, device_id: str, alarm_id: str) -> bytes:
+    acc = await authz.require(ctx, user_id, device_id, "alarms")
+    async with ctx.db.session() as s:
+        row = (await s.execute(select(Alarm).where(Alarm.id == alarm_id, Alarm.device_id == device_id))).scalar_one_or_none()
+    if row is None or not acc.sees_channel(row.channel):
+        raise NotFound("There is no such alarm.", code="alarm-not-found")
+    if not row.snapshot_key:
+        raise NotFound("This alarm has no picture.", code="no-snapshot")
+    return await ctx.blobs.read(row.snapshot_key)
+
+
+# Keys -----------------------------------------------------------------------------------
+
+
+async def rotate_device_secrets(ctx: Context) -> dict:
+    """Re-encrypt every stored device password with the newest key (``device_keys``).
+
+    Run after putting a new key first in ``FAOYAM_DEVICE_KEYS``; once it reports no
+    unreadable secrets, the old key can be removed from the list.
+    """
+    rotated = unreadable = 0
+    async with ctx.db.session() as s:
+        rows = (await s.execute(select(Device.id, Device.password_enc).where(Device.password_enc.is_not(None)))).all()
+    for device_id, sealed in rows:
+        if not ctx.secrets.needs_rotation(sealed):
+            continue
+        try:
+            fresh = ctx.secrets.rotate(sealed, context=password_context(device_id))
+        except Exception:  # noqa: BLE001 - a key no longer configured, or a damaged value
+            unreadable += 1
+            log.warning("devices.secret_unreadable", extra={"device": device_id})
+            continue
+        async with ctx.db.transaction() as s:
+            # Only if unchanged meanwhile: a password set concurrently is already current.
+            res = await s.execute(update(Device).where(Device.id == device_id, Device.password_enc == sealed)
+                                  .values(password_enc=fresh))
+            rotated += res.rowcount
+    return {"rotated": rotated, "unreadable": unreadable}

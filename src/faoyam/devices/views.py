@@ -1,0 +1,77 @@
+"""How a device looks to the person asking: the owner sees the binding's details (B3, B6,
+B8 presence); an invitee sees only what sharing needs — name, kind, model, status, cover
+and the channels the share covers — never the serial, network or location details.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from faoyam.accounts.service import get_user_brief
+from faoyam.core.context import Context
+from faoyam.devices.authz import Access
+from faoyam.devices.models import Channel, Device, DeviceAddress
+from faoyam.devices.schemas import ChannelOut, DeviceOut
+
+
+async def describe(ctx: Context, session, items: list[tuple[Device, Access]]) -> list[DeviceOut]:
+    """DeviceOut for each (row, access), with a fixed number of queries for the whole list."""
+    if not items:
+        return []
+    ids = [row.id for row, _ in items]
+    channels: dict[str, list[Channel]] = {i: [] for i in ids}
+    for ch in (await session.execute(select(Channel).where(Channel.device_id.in_(ids)).order_by(Channel.index))).scalars():
+        channels[ch.device_id].append(ch)
+    owned = [row for row, acc in items if acc.is_owner]
+    addresses: dict[str, str] = {}
+    if owned:
+        q = select(DeviceAddress.device_id, DeviceAddress.ip).where(DeviceAddress.device_id.in_([r.id for r in owned]))
+        addresses = {d: ip for d, ip in (await session.execute(q)).all()}
+    family = await _family(session, [row for row, _ in items])
+    nicknames: dict[str, str] = {}
+    out = []
+    for row, acc in items:
+        parent_id, accessory_ids = family.get(row.id, (None, []))
+        d = DeviceOut(
+            id=row.id, kind=row.kind, model=row.model, name=row.name, role=acc.role, shared=not acc.is_owner,
+            permissions=sorted(acc.permissions), online=row.online, last_seen_at=row.last_seen_at,
+            has_cover=bool(row.cover_key), abilities=list(row.abilities or []),
+            channels=[ChannelOut(index=c.index, name=c.name, abilities=list(c.abilities or []), has_cover=bool(c.cover_key))
+                      for c in channels[row.id] if acc.sees_channel(c.index)],
+            parent_id=parent_id, accessory_ids=accessory_ids,
+        )
+        if acc.is_owner:
+            d = d.model_copy(update=dict(
+                serial=row.serial, time_zone=row.time_zone, dst=row.dst, wifi_ssid=row.wifi_ssid,
+                has_password=bool(row.password_enc), mac=row.mac, ip=addresses.get(row.id), firmware=row.firmware,
+                country=row.country, location=row.location, bound_at=row.bound_at, activated_at=row.activated_at,
+                config=row.config,
+            ))
+        else:
+            if acc.owner_id not in nicknames:
+                brief = await get_user_brief(ctx, acc.owner_id)
+                nicknames[acc.owner_id] = brief.nickname if brief else ""
+            d = d.model_copy(update={"shared_by": nicknames[acc.owner_id]})
+        out.append(d)
+    return out
+
+
+async def _family(session, rows: list[Device]) -> dict[str, tuple[str | None, list[str]]]:
+    """Doorbell ↔ chime pairs bound to the same account: {device id: (parent id, accessory ids)}."""
+    out: dict[str, tuple[str | None, list[str]]] = {}
+    doorbells = [r for r in rows if r.kind == "doorbell"]
+    chimes = [r for r in rows if r.kind == "chime" and r.paired_hash]
+    if doorbells:
+        q = select(Device.id, Device.paired_hash, Device.owner_id).where(
+            Device.paired_hash.in_([d.serial_hash for d in doorbells]))
+        kids = (await session.execute(q)).all()
+        for d in doorbells:
+            out[d.id] = (None, sorted(k.id for k in kids if k.paired_hash == d.serial_hash and k.owner_id == d.owner_id))
+    if chimes:
+        q = select(Device.id, Device.serial_hash, Device.owner_id).where(
+            Device.serial_hash.in_([c.paired_hash for c in chimes]))
+        parents = (await session.execute(q)).all()
+        for c in chimes:
+            p = next((p.id for p in parents if p.serial_hash == c.paired_hash and p.owner_id == c.owner_id), None)
+            out[c.id] = (p, [])
+    return out

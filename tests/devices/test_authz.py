@@ -1,0 +1,246 @@
+"""Who may do what: every device endpoint × {owner, invitee with each single permission,
+stranger} gets exactly the expected status. Strangers get 404, never a hint.
+
+The people and the running app are made once for the module (a matrix of ~170 requests
+must stay fast); every test gets a fresh device with fresh shares, so a test that
+deletes something cannot disturb the next one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy import event
+
+from faoyam.app import create_app
+from faoyam.core.config import Settings
+from faoyam.core.context import Context
+from faoyam.core.database import utcnow
+from faoyam.core.errors import Forbidden, NotFound
+from faoyam.devices import authz, service
+from faoyam.devices.ports import AlarmReport
+from faoyam.devices.schemas import AddDeviceIn, ShareLinkIn
+from tests.conftest import DB_KIND, _empty_pg, register
+from tests.devices.conftest import FakeGateway, Person, activation, grant, jpeg, make_device, person, png
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+ROLES = ["owner", "live", "playback", "alarms", "control", "stranger"]
+PNG = ("png", None)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str  # {d} device, {s} a share of the device, {l} a share link, {a} an alarm
+    permission: str  # what it needs: view, live, playback, alarms, control, manage
+    ok: int
+    body: object = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+ENDPOINTS = [
+    Endpoint("GET", "/devices/{d}", "view", 200),
+    Endpoint("PATCH", "/devices/{d}", "manage", 200, {"name": "Renamed"}),
+    Endpoint("DELETE", "/devices/{d}", "manage", 204),
+    Endpoint("PATCH", "/devices/{d}/channels/0", "manage", 200, {"name": "Gate"}),
+    Endpoint("PUT", "/devices/{d}/cover", "manage", 204, PNG),
+    Endpoint("GET", "/devices/{d}/cover", "view", 200),
+    Endpoint("DELETE", "/devices/{d}/cover", "manage", 204),
+    Endpoint("PUT", "/devices/{d}/channels/0/cover", "manage", 204, PNG),
+    Endpoint("GET", "/devices/{d}/channels/0/cover", "view", 200),
+    Endpoint("DELETE", "/devices/{d}/channels/0/cover", "manage", 204),
+    Endpoint("PUT", "/devices/{d}/password", "manage", 204, {"password": "Another-2026"}),
+    Endpoint("POST", "/devices/{d}/password/reset", "manage", 204),
+    Endpoint("PUT", "/devices/{d}/wifi", "manage", 204, {"ssid": "Net", "password": "wifi-pass-1"}),
+    Endpoint("POST", "/devices/{d}/reboot", "control", 200),
+    Endpoint("POST", "/devices/{d}/snapshot", "control", 200, {"channel": 0}),
+    Endpoint("POST", "/devices/{d}/ptz/move", "control", 200, {"channel": 0, "pan": 0.3}),
+    Endpoint("POST", "/devices/{d}/ptz/locate", "control", 200, {"channel": 0, "x": 0, "y": 0}),
+    Endpoint("PUT", "/devices/{d}/config", "control", 200, {"config": {"led": "off"}}),
+    Endpoint("GET", "/devices/{d}/alarms", "alarms", 200),
+    Endpoint("GET", "/devices/{d}/alarms/{a}/snapshot", "alarms", 200),
+    Endpoint("POST", "/devices/{d}/shares", "manage", 201, {"contact": "target@example.com", "permissions": ["live"]}),
+    Endpoint("GET", "/devices/{d}/shares", "manage", 200),
+    Endpoint("PATCH", "/devices/{d}/shares/{s}", "manage", 200, {"permissions": ["live", "alarms"]}),
+    Endpoint("DELETE", "/devices/{d}/shares/{s}", "manage", 204),
+    Endpoint("POST", "/devices/{d}/share-links", "manage", 201, {"hours": 1}),
+    Endpoint("GET", "/devices/{d}/share-links", "manage", 200),
+    Endpoint("DELETE", "/devices/{d}/share-links/{l}", "manage", 204),
+]
+
+
+def expected(ep: Endpoint, role: str) -> tuple[int, str | None]:
+    if role == "stranger":
+        return 404, "device-not-found"
+    if role == "owner" or ep.permission in ("view", role):
+        return ep.ok, None
+    return 403, "owner-only" if ep.permission == "manage" else "permission-missing"
+
+
+@dataclass
+class World:
+    ctx: Context
+    client: httpx.AsyncClient
+    gw: FakeGateway
+    people: dict[str, Person]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def world(tmp_path_factory, pg_url):
+    settings = Settings(data_dir=tmp_path_factory.mktemp("authz") / "data", database_url=pg_url, mqtt_mode="off",
+                        _env_file=None)
+    settings.ensure_dirs()
+    ctx = Context.build(settings)
+    if ctx.db.dialect == "sqlite":
+        # A throwaway database of ~1000 small commits: durability buys nothing here.
+        @event.listens_for(ctx.db.engine.sync_engine, "connect")
+        def _no_fsync(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA synchronous=OFF")
+            cur.close()
+
+    if DB_KIND == "postgres":
+        await _empty_pg(ctx)
+    else:
+        await ctx.db.create_all()
+    app = create_app(ctx=ctx)
+    async with app.router.lifespan_context(app):
+        gw = FakeGateway()
+        ctx.extras["gateway"] = gw
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+            # Somebody to invite by email: the owner's POST /shares needs a real account.
+            await register(client, ctx, email="target@example.com", nickname="Target")
+            people = {role: await person(ctx, role.title()) for role in [*ROLES, "friend"]}
+            yield World(ctx, client, gw, people)
+        ctx.extras.pop("gateway", None)
+    await ctx.close()
+
+
+async def _device(w: World, needs: str = "") -> dict[str, str]:
+    """A fresh NVR of the owner, shared with each invitee role, plus what the endpoint touches
+    (``needs``: s a share of someone else, l a link, a an alarm and covers)."""
+    ctx, owner = w.ctx, w.people["owner"]
+    fd = await make_device(ctx, kind="nvr", channels=2, abilities=("PTZ",))
+    device_id = (await service.add_device(ctx, owner.user_id, AddDeviceIn(serial=fd.serial, safety_code=fd.safety_code))).id
+    await service.activate(ctx, fd.serial, activation(fd), "8.8.8.8")
+    w.gw.connected.add(fd.serial)
+    for role in authz.GRANTABLE:
+        await grant(ctx, device_id, w.people[role], [role])
+    ids = {"d": device_id, "serial": fd.serial}
+    if "a" in needs:
+        await service.set_cover(ctx, owner.user_id, device_id, png())
+        await service.set_cover(ctx, owner.user_id, device_id, png(), channel=0)
+        ids["a"] = await service.record_alarm(ctx, fd.serial, AlarmReport(channel=0, type="human", at=utcnow(),
+                                                                          snapshot=jpeg()))
+    if "s" in needs:
+        ids["s"] = await grant(ctx, device_id, w.people["friend"], ["live"])
+    if "l" in needs:
+        ids["l"] = (await service.create_link(ctx, owner.user_id, device_id, ShareLinkIn(hours=1))).id
+    return ids
+
+
+@pytest.mark.req("B9", "SEC1")
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("ep", ENDPOINTS, ids=lambda e: e.id)
+async def test_endpoint_matrix(world: World, ep: Endpoint, role: str):
+    needs = "".join(k for k in "sla" if "{%s}" % k in ep.path) + ("a" if "cover" in ep.path else "")
+    ids = await _device(world, needs)
+    actor = world.people[role]
+    url = "/api/v1" + ep.path.format(**ids)
+    kw: dict = {"headers": actor.h}
+    if ep.body == PNG:
+        kw = {"content": png(), "headers": {**actor.h, "content-type": "image/png"}}
+    elif ep.body is not None:
+        kw["json"] = ep.body
+    before = len(world.gw.calls)
+    r = await world.client.request(ep.method, url, **kw)
+    status, code = expected(ep, role)
+    assert r.status_code == status, r.text
+    if code:
+        assert r.json()["code"] == code
+    else:
+        assert r.status_code < 300
+    # A refused request reaches no device.
+    if status >= 400:
+        assert world.gw.calls[before:] == []
+
+
+@pytest.mark.req("B9")
+@pytest.mark.parametrize("role", ROLES)
+async def test_device_list_by_role(world: World, role: str):
+    ids = await _device(world)
+    listed = [d for d in (await world.client.get("/api/v1/devices", headers=world.people[role].h)).json()
+              if d["id"] == ids["d"]]
+    if role == "stranger":
+        assert listed == []
+        return
+    (d,) = listed
+    assert d["shared"] is (role != "owner")
+    assert d["permissions"] == sorted(authz.PERMISSIONS if role == "owner" else ["view", role])
+    # Invitees see no binding details of someone else's device.
+    assert (d["serial"], d["mac"], d["ip"]) == ((ids["serial"], "02:11:22:33:44:55", "8.8.8.8") if role == "owner"
+                                               else (None, None, None))
+
+
+@pytest.mark.req("B9")
+async def test_require_decides_every_permission_for_every_role(world: World):
+    """The one decision other domains call (media asks for live and playback): every
+    permission × every role."""
+    ids = await _device(world)
+    outcomes = {}
+    for role in ROLES:
+        for permission in authz.PERMISSIONS:
+            try:
+                outcomes[role, permission] = (await authz.require(world.ctx, world.people[role].user_id, ids["d"],
+                                                                  permission)).role
+            except NotFound:
+                outcomes[role, permission] = 404
+            except Forbidden:
+                outcomes[role, permission] = 403
+    for (role, permission), got in outcomes.items():
+        if role == "stranger":
+            want = 404
+        elif role == "owner":
+            want = "owner"
+        else:
+            want = "shared" if permission in ("view", role) else 403
+        assert got == want, (role, permission)
+    assert len(outcomes) == len(ROLES) * len(authz.PERMISSIONS)
+
+
+@pytest.mark.req("B9")
+async def test_unknown_and_malformed_ids_look_like_strangers(world: World):
+    owner = world.people["owner"]
+    for bad in ["0" * 32, "not-an-id", "A" * 64]:
+        r = await world.client.get(f"/api/v1/devices/{bad}", headers=owner.h)
+        assert (r.status_code, r.json()["code"]) == (404, "device-not-found")
+    r = await world.client.get("/api/v1/devices/" + "x" * 65, headers=owner.h)
+    assert r.status_code == 422
+
+
+@pytest.mark.req("B9")
+async def test_pending_invitation_and_channel_limits(world: World):
+    ctx, owner = world.ctx, world.people["owner"]
+    ids = await _device(world)
+    pending = await person(ctx)
+    await grant(ctx, ids["d"], pending, ["live", "control"], accepted=False)
+    r = await world.client.get(f"/api/v1/devices/{ids['d']}", headers=pending.h)
+    assert (r.status_code, r.json()["code"]) == (404, "device-not-found")
+    # A share of channel 1 only: channel 0 is not there for the invitee.
+    partial = await person(ctx)
+    await grant(ctx, ids["d"], partial, ["control"], channels=[1])
+    d = (await world.client.get(f"/api/v1/devices/{ids['d']}", headers=partial.h)).json()
+    assert [c["index"] for c in d["channels"]] == [1]
+    r = await world.client.post(f"/api/v1/devices/{ids['d']}/snapshot", json={"channel": 0}, headers=partial.h)
+    assert (r.status_code, r.json()["code"]) == (404, "channel-not-found")
+    assert (await world.client.post(f"/api/v1/devices/{ids['d']}/snapshot", json={"channel": 1},
+                                    headers=partial.h)).status_code == 200
+    assert (await world.client.get(f"/api/v1/devices/{ids['d']}/channels/0/cover", headers=partial.h)).status_code == 404
+    assert (await world.client.get("/api/v1/devices", headers=owner.h)).status_code == 200
