@@ -74,6 +74,9 @@ def test_log_records_are_redacted_json():
     assert "example.com" not in out["msg"] and "203.0.113.9" not in out["msg"] and "812345678" not in out["msg"]
     assert out["peer"] == "[redacted]"
     assert redact("device 7 online") == "device 7 online"
+    # Ids are what logs should carry: a hex id full of digits stays whole.
+    assert redact("user ef8e3f3e41234567890abcd2 signed in") == "user ef8e3f3e41234567890abcd2 signed in"
+    assert redact("call 081 234 5678 now") == "call [redacted] now"
 
 
 async def test_unknown_route_and_method_are_problems(client):

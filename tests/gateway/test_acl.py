@@ -130,3 +130,28 @@ async def test_deleting_a_device_revokes_its_broker_access(svc):
     await a.stop()
     assert (await service.credentials_revoked(svc, ident.serial)) is True
     assert json.dumps(gw.stats)  # counters stay serialisable for metrics
+
+
+@pytest.mark.req("B17", "B10", "R3")
+async def test_erasing_an_account_disconnects_its_devices_at_once(svc):
+    """The erasure wipes the device credentials; the erasure hook also drops the live
+    connection and the old credentials no longer sign in."""
+    from faoyam.devices import service
+    from faoyam.privacy.subjects import erase_subject, resolve_subject
+
+    gw = svc.extras["gateway"]
+    user = await make_user(svc)
+    ident = await new_device(svc)
+    await bind(svc, ident, user)
+    a = await online(svc, ident)
+    old = (ident.username, ident.password)
+    async with svc.db.session() as s:
+        subject = await resolve_subject(s, user)
+    await erase_subject(svc.db, svc.blobs, subject)
+    assert not gw.is_connected(ident.serial)  # at once, not at the next reconnect
+    with pytest.raises(aiomqtt.MqttError):
+        async with aiomqtt.Client("127.0.0.1", svc.extras["mqtt_port"], username=old[0], password=old[1],
+                                  identifier=old[0]):
+            pass
+    await a.stop()
+    assert (await service.credentials_revoked(svc, ident.serial)) is True

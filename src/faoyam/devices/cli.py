@@ -162,3 +162,27 @@ def broker_config(directory: Path = typer.Option(Path("mosquitto"), "--dir", hel
     console.print(f"[green]wrote {conf}[/]; run: mosquitto -c {conf}")
     print(json.dumps({"FAOYAM_MQTT_MODE": "external", "FAOYAM_MQTT_HOST": host, "FAOYAM_MQTT_PORT": str(port),
                       "FAOYAM_MQTT_USERNAME": user, "FAOYAM_MQTT_PASSWORD": password}, indent=1))
+
+
+@app.command("rotate-keys")
+def rotate_keys():
+    """Re-encrypt stored device passwords with the newest key of FAOYAM_DEVICE_KEYS (B3, B8).
+
+    Put the new key first in FAOYAM_DEVICE_KEYS, run this, and remove the old key once
+    it reports no unreadable secrets.
+    """
+    from faoyam.core.context import Context
+    from faoyam.devices.service import rotate_device_secrets
+
+    async def run():
+        ctx = Context.build(_settings())
+        try:
+            return await rotate_device_secrets(ctx)
+        finally:
+            await ctx.close()
+
+    with console.status("Re-encrypting device secrets…"):
+        out = asyncio.run(run())
+    console.print(f"[green]rotated {out['rotated']}[/], unreadable {out['unreadable']}")
+    if out["unreadable"]:
+        raise typer.Exit(1)

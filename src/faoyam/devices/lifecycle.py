@@ -64,6 +64,7 @@ async def start(ctx, *, options=None) -> None:
         raise
     ctx.extras["gateway"] = gw
     ctx.extras["mqtt_port"] = port
+    _watch_erasures(ctx, reg)
     log.info("device gateway started", extra={"mode": s.mqtt_mode})
 
 
@@ -73,7 +74,34 @@ async def _stop_broker(ctx) -> None:
         await broker.stop()
 
 
+def _watch_erasures(ctx, reg) -> None:
+    """When an account is erased its devices' credentials are wiped with the rest; this
+    also closes their live broker connections at once, instead of at their next reconnect."""
+    from faoyam.privacy.subjects import ERASURE_HOOKS
+
+    async def hook(subject):
+        if not subject.user_id:
+            return None
+        serials = [d.serial for d in await reg.list_devices(ctx, subject.user_id) if not d.shared and d.serial]
+
+        async def after():
+            gw = ctx.extras.get("gateway")
+            for serial in serials:
+                if gw is not None:
+                    await gw.disconnect(serial)
+
+        return after if serials else None
+
+    ERASURE_HOOKS.append(hook)
+    ctx.extras["erasure_hook"] = hook
+
+
 async def stop(ctx) -> None:
+    from faoyam.privacy.subjects import ERASURE_HOOKS
+
+    hook = ctx.extras.pop("erasure_hook", None)
+    if hook in ERASURE_HOOKS:
+        ERASURE_HOOKS.remove(hook)
     demo = ctx.extras.pop("demo_devices", None)
     if demo is not None:
         await demo.stop()

@@ -17,6 +17,7 @@ import json
 import logging
 import uuid
 import zipfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -294,8 +295,21 @@ async def _run_removal(db: Database, blobs: BlobStore, reason: str, build) -> Re
     return RemovalReport(counts=counts, blobs=len(set(keys)), record_id=rec.id)
 
 
+# Domains that hold live state outside the database (a device's open broker connection)
+# register a hook: called before the erasure with the subject, it returns an async
+# callable run after the erasure committed (or None). Failures are logged, never raised:
+# the data is already gone, and the follow-up is best effort.
+ErasureHook = Callable[[Subject], Awaitable[Callable[[], Awaitable[None]] | None]]
+ERASURE_HOOKS: list[ErasureHook] = []
+
+
 async def erase_subject(db: Database, blobs: BlobStore, subject: Subject, reason: str = "erasure") -> RemovalReport:
     """Delete or anonymise everything held about ``subject`` (R3, B17), blobs included."""
+    afters = []
+    for hook in list(ERASURE_HOOKS):
+        after = await hook(subject)
+        if after is not None:
+            afters.append(after)
 
     async def build(_s):
         conds = {}
@@ -307,6 +321,11 @@ async def erase_subject(db: Database, blobs: BlobStore, subject: Subject, reason
 
     report = await _run_removal(db, blobs, reason, build)
     log.info("privacy.erased", extra={"rows": report.rows, "blobs": report.blobs, "record": report.record_id})
+    for after in afters:
+        try:
+            await after()
+        except Exception:  # noqa: BLE001 - see ERASURE_HOOKS
+            log.exception("privacy.erasure_hook_failed")
     return report
 
 
