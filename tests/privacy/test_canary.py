@@ -16,6 +16,8 @@ import pytest
 from PIL import Image
 
 from faoyam.core.database import Base
+from faoyam.devices.ports import ActivationReport, FactoryDevice
+from faoyam.devices.service import activate, factory_register
 from tests.conftest import STRONG, bearer, latest_code, register
 
 CANARY = {
@@ -28,6 +30,11 @@ CANARY = {
     "os": "CanaryOS-K7Q2",
     "model": "CanaryPhone-K7Q2",
     "install": "canary-install-K7Q2",
+    "serial": "CNRYK7Q2SERIAL01",
+    "mac": "c4:7a:92:4b:11:07",
+    "device_ip": "198.51.100.23",
+    "device_name": "CanaryCam-K7Q2",
+    "ssid": "CanaryWifi-K7Q2",
 }
 STAYER = {"email": "stayer.p3z9@example.org", "nickname": "StayerNick-P3Z9"}
 
@@ -66,7 +73,7 @@ def _hits(haystack: bytes, markers: dict[str, bytes]) -> list[str]:
     return [name for name, m in markers.items() if m in haystack]
 
 
-@pytest.mark.req("B17", "R3", "B1a", "B1b", "B2")
+@pytest.mark.req("B17", "R3", "B1a", "B1b", "B2", "B3", "B6", "B9")
 async def test_canary_leaves_no_trace(app, ctx):
     # The stayer uses the service too (from another address), so the scan has something to find.
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as other:
@@ -90,6 +97,19 @@ async def test_canary_leaves_no_trace(app, ctx):
         assert (await client.post("/api/v1/me/contact/email/confirm", json={"code": code}, headers=h)).status_code == 200
         r = await client.post("/api/v1/sessions", json={"login": CANARY["new_email"], "password": STRONG, "terminal": term})
         h = bearer(r.json())
+        # A device: added by serial, activated (MAC, IP), named, shared with the stayer.
+        await factory_register(ctx, FactoryDevice(serial=CANARY["serial"], kind="camera", model="IPC-C22", channels=1,
+                                                  safety_code="K7Q2SC", factory_secret="factory-secret-k7q2"))
+        r = await client.post("/api/v1/devices", headers=h, json={"serial": CANARY["serial"], "safety_code": "K7Q2SC",
+                                                                  "name": CANARY["device_name"], "wifi_ssid": CANARY["ssid"],
+                                                                  "time_zone": "Asia/Bangkok"})
+        assert r.status_code == 201, r.text
+        await activate(ctx, CANARY["serial"], ActivationReport(mac=CANARY["mac"], model="IPC-C22", firmware="2.8",
+                                                               channels=[{"index": 0, "name": "Gate"}]),
+                       CANARY["device_ip"])
+        share = await client.post(f"/api/v1/devices/{r.json()['id']}/shares", headers=h,
+                                  json={"contact": STAYER["email"], "permissions": ["live"]})
+        assert share.status_code in (200, 201), share.text
         await client.post("/api/v1/sessions", json={"login": CANARY["new_email"], "password": "wrong-wrong-wrong"})
         export = (await client.get("/api/v1/privacy/export", headers=h)).json()
         assert export["subject"]["emails"] == [CANARY["new_email"]]
@@ -100,7 +120,8 @@ async def test_canary_leaves_no_trace(app, ctx):
         markers["photo"] = stored_photo[200:264]
         # Before erasure the markers are there: the scan works.
         before = await _database_bytes(ctx) + _tree_bytes(ctx.settings.blobs_path)
-        assert {"email", "new_email", "phone", "nickname2", "ip", "os", "install", "photo"} <= set(_hits(before, markers))
+        assert {"email", "new_email", "phone", "nickname2", "ip", "os", "install", "photo", "serial", "mac", "device_ip",
+                "device_name", "ssid"} <= set(_hits(before, markers))
 
         r = await client.delete("/api/v1/me", headers=h)
         assert r.status_code == 200, r.text
