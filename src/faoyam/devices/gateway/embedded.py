@@ -281,31 +281,5 @@ class EmbeddedBroker:
             self.broker = None
         _POLICY.pop(id(self.policy), None)
 
-    async def _run_broadcast(self, running_tasks) -> None:
-        """amqtt's version, iterating over a snapshot of the subscriptions.
-
-        amqtt walks the live subscription dict and awaits inside the loop, so a client
-        subscribing meanwhile (many devices reconnecting at once) raised "dictionary
-        changed size during iteration" and the message being broadcast was lost."""
-        broadcast = await self._broadcast_queue.get()
-        for k_filter, subscriptions in list(self._subscriptions.items()):
-            if not self._matches(broadcast["topic"], k_filter):
-                continue
-            for target_session, sub_qos in list(subscriptions):
-                qos = broadcast.get("qos", sub_qos)
-                if not await self._topic_filtering(target_session, topic=broadcast["topic"], action=Action.RECEIVE):
-                    continue
-                connected = target_session.transitions.state == "connected"
-                if (not connected and not target_session.clean_session and qos in (QOS_1, QOS_2)
-                        and not target_session.is_anonymous):
-                    await self._retain_broadcast_message(broadcast, qos, target_session)
-                    continue
-                if not connected:
-                    continue
-                handler = self._get_handler(target_session)
-                if handler:
-                    running_tasks.append(asyncio.ensure_future(
-                        handler.mqtt_publish(broadcast["topic"], broadcast["data"], qos, retain=False)))
-
     def kick(self, client_id: str) -> bool:
         return self.broker.kick(client_id) if self.broker else False
