@@ -27,8 +27,8 @@ from faoyam.accounts.schemas import (
     TerminalOut,
 )
 from faoyam.core.context import Context, get_ctx
-from faoyam.core.errors import Invalid, Unsupported
-from faoyam.core.http import client_ip, read_limited
+from faoyam.core.errors import Invalid
+from faoyam.core.http import client_ip, read_image
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
@@ -94,18 +94,7 @@ async def put_photo(request: Request, user: CurrentUser = Depends(current_user),
 
     Optional (B1a): an account without one works the same.
     """
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=5)
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise Invalid("file", "Choose a picture to upload.", code="no-file")
-        data = await upload.read(ctx.settings.max_photo_bytes + 1)
-    elif ctype.startswith("image/") or ctype == "application/octet-stream":
-        data = await read_limited(request, ctx.settings.max_photo_bytes)
-    else:
-        raise Unsupported("Send the picture as image/* or multipart/form-data.", code="photo-format")
-    await service.set_photo(ctx, user.id, data)
+    await service.set_photo(ctx, user.id, await read_image(request, ctx.settings.max_photo_bytes))
 
 
 @router.get("/me/photo")

@@ -13,8 +13,8 @@ from fastapi.responses import Response
 
 from faoyam.accounts.deps import CurrentUser, current_user
 from faoyam.core.context import Context, get_ctx
-from faoyam.core.errors import Invalid, Unsupported
-from faoyam.core.http import read_limited
+from faoyam.core.errors import Invalid
+from faoyam.core.http import read_image
 from faoyam.devices import service
 from faoyam.devices.schemas import (
     AddDeviceIn,
@@ -39,20 +39,6 @@ router = APIRouter(prefix="/api/v1", tags=["devices"])
 DeviceId = Path(..., max_length=64, description="the device id from the device list")
 ChannelIndex = Path(..., ge=0, le=255)
 _PRIVATE = {"Cache-Control": "private, no-store"}
-
-
-async def read_image(request: Request, limit: int) -> bytes:
-    """A picture sent as the raw body (image/*) or as multipart field ``file``."""
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=5)
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise Invalid("file", "Choose a picture to upload.", code="no-file")
-        return await upload.read(limit + 1)
-    if ctype.startswith("image/") or ctype == "application/octet-stream":
-        return await read_limited(request, limit)
-    raise Unsupported("Send the picture as image/* or multipart/form-data.", code="photo-format")
 
 
 # Devices (B3, B6, B7) --------------------------------------------------------------------
