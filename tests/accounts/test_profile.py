@@ -79,7 +79,7 @@ async def test_no_photo_changes_nothing(client, ctx):
     assert (await client.get("/api/v1/privacy/export", headers=bearer(s))).status_code == 200
 
 
-@pytest.mark.req("B1b", "R2")
+@pytest.mark.req("B1b", "R0", "R2")
 async def test_change_nickname_language_country(client, ctx):
     s = await register(client, ctx)
     r = await client.patch("/api/v1/me", json={"nickname": "  New   Name ", "language": "th", "country": "vn"}, headers=bearer(s))

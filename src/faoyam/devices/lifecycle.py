@@ -12,29 +12,16 @@ device gateway, started with the application and stopped with it.
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 log = logging.getLogger("faoyam.gateway")
-
-
-def _registry():
-    try:
-        return importlib.import_module("faoyam.devices.service")
-    except ModuleNotFoundError as exc:
-        if exc.name == "faoyam.devices.service":
-            return None
-        raise
 
 
 async def start(ctx, *, options=None) -> None:
     s = ctx.settings
     if s.mqtt_mode == "off":
         return
-    reg = _registry()
-    if reg is None:
-        log.warning("the device registry is not installed; the device gateway is not started")
-        return
+    from faoyam.devices import service as reg
     from faoyam.devices.gateway.core import DeviceGateway
 
     if s.mqtt_mode == "embedded":

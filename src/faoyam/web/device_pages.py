@@ -7,7 +7,6 @@ through ``/api/v1/devices…`` from the browser, as with the account pages.
 
 from __future__ import annotations
 
-import importlib
 import zoneinfo
 from functools import lru_cache
 from typing import Any
@@ -17,41 +16,12 @@ from fastapi import APIRouter, Depends, Path, Request
 from faoyam.accounts.deps import CurrentUser, optional_user
 from faoyam.core.context import Context, get_ctx
 from faoyam.core.errors import Gone, NotFound, Problem
+from faoyam.devices import service as devices
 from faoyam.web.templating import page_language, render
 
 router = APIRouter(include_in_schema=False)
 
 DeviceId = Path(..., max_length=64)
-
-
-def _service():
-    """The devices domain's service module, or None while it is not installed."""
-    try:
-        return importlib.import_module("faoyam.devices.service")
-    except ModuleNotFoundError as exc:
-        if exc.name == "faoyam.devices.service":
-            return None
-        raise
-
-
-def _fn(name: str):
-    """A public function of the devices domain (sharing and links are re-exported by its service)."""
-    svc = _service()
-    if svc is not None and hasattr(svc, name):
-        return getattr(svc, name)
-    for mod in ("faoyam.devices.sharing", "faoyam.devices.links"):
-        try:
-            m = importlib.import_module(mod)
-        except ModuleNotFoundError:
-            continue
-        if hasattr(m, name):
-            return getattr(m, name)
-    raise LookupError(name)
-
-
-def available() -> bool:
-    svc = _service()
-    return svc is not None and hasattr(svc, "list_devices") and hasattr(svc, "add_device")
 
 
 @lru_cache(maxsize=1)
@@ -70,15 +40,10 @@ def _common(ctx: Context) -> dict[str, Any]:
 
 async def home_data(ctx: Context, user: CurrentUser) -> dict[str, Any]:
     """Home: the account's devices and those shared with it, and invitations waiting."""
-    if not available():
-        return {"devices": [], "devices_available": False, "pending_invites": 0}
-    devices = await _fn("list_devices")(ctx, user.id)
-    try:
-        incoming = await _fn("incoming_shares")(ctx, user.id)
-    except LookupError:
-        incoming = []
+    mine = await devices.list_devices(ctx, user.id)
+    incoming = await devices.incoming_shares(ctx, user.id)
     pending = sum(1 for i in incoming if i.status == "pending")
-    return {"devices": devices, "devices_available": True, "pending_invites": pending, **_common(ctx)}
+    return {"devices": mine, "devices_available": True, "pending_invites": pending, **_common(ctx)}
 
 
 def _not_found(request: Request, problem: Problem | None = None):
@@ -97,8 +62,6 @@ async def add_device_page(request: Request, user: CurrentUser | None = Depends(o
                           ctx: Context = Depends(get_ctx)):
     if user is None:
         return _signin(request)
-    if not available():
-        return _not_found(request)
     lang = page_language(request, user)
     return render(request, "devices/add.html", nav="home", time_zones=time_zones(),
                   default_tz="Asia/Bangkok" if lang == "th" else "", **_common(ctx))
@@ -109,9 +72,7 @@ async def invitations_page(request: Request, user: CurrentUser | None = Depends(
                            ctx: Context = Depends(get_ctx)):
     if user is None:
         return _signin(request)
-    if not available():
-        return _not_found(request)
-    incoming = await _fn("incoming_shares")(ctx, user.id)
+    incoming = await devices.incoming_shares(ctx, user.id)
     return render(request, "devices/invitations.html", nav="home", incoming=incoming, **_common(ctx))
 
 
@@ -120,15 +81,13 @@ async def device_page(request: Request, device_id: str = DeviceId, user: Current
                       ctx: Context = Depends(get_ctx)):
     if user is None:
         return _signin(request)
-    if not available():
-        return _not_found(request)
     try:
-        device = await _fn("get_device")(ctx, user.id, device_id)
+        device = await devices.get_device(ctx, user.id, device_id)
     except NotFound as exc:
         return _not_found(request, exc)
     share = None
     if device.role == "shared":
-        share = next((i for i in await _fn("incoming_shares")(ctx, user.id) if i.device_id == device_id), None)
+        share = next((i for i in await devices.incoming_shares(ctx, user.id) if i.device_id == device_id), None)
     return render(request, "devices/device.html", nav="home", device=device, share=share, time_zones=time_zones(),
                   **_common(ctx))
 
@@ -138,14 +97,12 @@ async def sharing_page(request: Request, device_id: str = DeviceId, user: Curren
                        ctx: Context = Depends(get_ctx)):
     if user is None:
         return _signin(request)
-    if not available():
-        return _not_found(request)
     try:
-        device = await _fn("get_device")(ctx, user.id, device_id)
+        device = await devices.get_device(ctx, user.id, device_id)
         if device.role != "owner":
             return _not_found(request)
-        shares = await _fn("list_shares")(ctx, user.id, device_id)
-        links = await _fn("list_links")(ctx, user.id, device_id)
+        shares = await devices.list_shares(ctx, user.id, device_id)
+        links = await devices.list_links(ctx, user.id, device_id)
     except NotFound as exc:
         return _not_found(request, exc)
     from faoyam.accounts.validation import countries
@@ -160,10 +117,8 @@ async def sharing_page(request: Request, device_id: str = DeviceId, user: Curren
 async def share_link_page(request: Request, token: str = Path(..., max_length=128),
                           user: CurrentUser | None = Depends(optional_user), ctx: Context = Depends(get_ctx)):
     """Public: what the holder of a share link may see (live view of some channels)."""
-    if not available():
-        return _not_found(request)
     try:
-        view = await _fn("view_link")(ctx, token)
+        view = await devices.view_link(ctx, token)
     except (NotFound, Gone) as exc:
         return render(request, "devices/link.html", status_code=exc.status, view=None, expired=isinstance(exc, Gone),
                       **_common(ctx))
