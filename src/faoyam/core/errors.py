@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_BASE = "https://faoyam.dev/problems/"
@@ -129,6 +129,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
+        if 300 <= exc.status_code < 400 and exc.headers and "Location" in exc.headers:
+            # A dependency may answer "go elsewhere" (a page that needs a sign-in).
+            return RedirectResponse(exc.headers["Location"], status_code=exc.status_code)
         titles = {404: "Not found", 405: "Method not allowed", 401: "Sign-in required", 403: "Not allowed"}
         p = Problem(str(exc.detail) if exc.detail else "", status=exc.status_code,
                     code={404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error"),

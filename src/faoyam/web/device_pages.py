@@ -17,6 +17,7 @@ from faoyam.accounts.deps import CurrentUser, optional_user
 from faoyam.core.context import Context, get_ctx
 from faoyam.core.errors import Gone, NotFound, Problem
 from faoyam.devices import service as devices
+from faoyam.web.deps import page_user
 from faoyam.web.templating import page_language, render
 
 router = APIRouter(include_in_schema=False)
@@ -51,36 +52,24 @@ def _not_found(request: Request, problem: Problem | None = None):
     return render(request, "not_found.html", status_code=status, nav="home")
 
 
-def _signin(request: Request):
-    from faoyam.web.pages import to_signin
-
-    return to_signin(request)
-
-
 @router.get("/devices/add")
-async def add_device_page(request: Request, user: CurrentUser | None = Depends(optional_user),
+async def add_device_page(request: Request, user: CurrentUser = Depends(page_user),
                           ctx: Context = Depends(get_ctx)):
-    if user is None:
-        return _signin(request)
     lang = page_language(request, user)
     return render(request, "devices/add.html", nav="home", time_zones=time_zones(),
                   default_tz="Asia/Bangkok" if lang == "th" else "", **_common(ctx))
 
 
 @router.get("/devices/invitations")
-async def invitations_page(request: Request, user: CurrentUser | None = Depends(optional_user),
+async def invitations_page(request: Request, user: CurrentUser = Depends(page_user),
                            ctx: Context = Depends(get_ctx)):
-    if user is None:
-        return _signin(request)
     incoming = await devices.incoming_shares(ctx, user.id)
     return render(request, "devices/invitations.html", nav="home", incoming=incoming, **_common(ctx))
 
 
 @router.get("/devices/{device_id}")
-async def device_page(request: Request, device_id: str = DeviceId, user: CurrentUser | None = Depends(optional_user),
+async def device_page(request: Request, device_id: str = DeviceId, user: CurrentUser = Depends(page_user),
                       ctx: Context = Depends(get_ctx)):
-    if user is None:
-        return _signin(request)
     try:
         device = await devices.get_device(ctx, user.id, device_id)
     except NotFound as exc:
@@ -93,10 +82,8 @@ async def device_page(request: Request, device_id: str = DeviceId, user: Current
 
 
 @router.get("/devices/{device_id}/sharing")
-async def sharing_page(request: Request, device_id: str = DeviceId, user: CurrentUser | None = Depends(optional_user),
+async def sharing_page(request: Request, device_id: str = DeviceId, user: CurrentUser = Depends(page_user),
                        ctx: Context = Depends(get_ctx)):
-    if user is None:
-        return _signin(request)
     try:
         device = await devices.get_device(ctx, user.id, device_id)
         if device.role != "owner":

@@ -12,7 +12,6 @@ sent to the sign-in page and brought back afterwards.
 from __future__ import annotations
 
 import hmac
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
@@ -25,6 +24,7 @@ from faoyam.accounts.validation import countries
 from faoyam.core.context import Context, get_ctx
 from faoyam.core.i18n import LANGUAGES
 from faoyam.web import device_pages
+from faoyam.web.deps import page_user
 from faoyam.web.templating import LANG_COOKIE, STATIC_DIR, page_language, render
 
 router = APIRouter(include_in_schema=False)
@@ -41,11 +41,6 @@ def safe_next(value: str | None, default: str = "/home") -> str:
         # Browsers drop tabs and newlines from addresses: "/\t/evil.example" would become "//evil.example".
         return default
     return value
-
-
-def to_signin(request: Request) -> RedirectResponse:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"/signin?next={quote(target, safe='/')}", status_code=303)
 
 
 async def _profile(ctx: Context, user: CurrentUser):
@@ -171,62 +166,46 @@ async def reset_page(request: Request, user: CurrentUser | None = Depends(option
 
 
 @router.get("/home")
-async def home(request: Request, user: CurrentUser | None = Depends(optional_user), ctx: Context = Depends(get_ctx)):
-    if user is None:
-        return to_signin(request)
+async def home(request: Request, user: CurrentUser = Depends(page_user), ctx: Context = Depends(get_ctx)):
     profile = await _profile(ctx, user)
     data = await device_pages.home_data(ctx, user)
     return render(request, "home.html", nav="home", profile=profile, **data)
 
 
 @router.get("/messages")
-async def messages(request: Request, user: CurrentUser | None = Depends(optional_user)):
-    if user is None:
-        return to_signin(request)
+async def messages(request: Request, user: CurrentUser = Depends(page_user)):
     return render(request, "messages.html", nav="messages")
 
 
 @router.get("/cloud")
-async def cloud(request: Request, user: CurrentUser | None = Depends(optional_user)):
-    if user is None:
-        return to_signin(request)
+async def cloud(request: Request, user: CurrentUser = Depends(page_user)):
     return render(request, "cloud.html", nav="cloud")
 
 
 @router.get("/me")
-async def me(request: Request, user: CurrentUser | None = Depends(optional_user), ctx: Context = Depends(get_ctx)):
-    if user is None:
-        return to_signin(request)
+async def me(request: Request, user: CurrentUser = Depends(page_user), ctx: Context = Depends(get_ctx)):
     return render(request, "me/index.html", nav="me", profile=await _profile(ctx, user))
 
 
 @router.get("/me/profile")
-async def me_profile(request: Request, user: CurrentUser | None = Depends(optional_user), ctx: Context = Depends(get_ctx)):
-    if user is None:
-        return to_signin(request)
+async def me_profile(request: Request, user: CurrentUser = Depends(page_user), ctx: Context = Depends(get_ctx)):
     profile = await _profile(ctx, user)
     return render(request, "me/profile.html", nav="me", profile=profile,
                   countries=countries(page_language(request, user)), max_photo_mb=ctx.settings.max_photo_bytes // (1024 * 1024))
 
 
 @router.get("/me/settings")
-async def me_settings(request: Request, user: CurrentUser | None = Depends(optional_user)):
-    if user is None:
-        return to_signin(request)
+async def me_settings(request: Request, user: CurrentUser = Depends(page_user)):
     return render(request, "me/settings.html", nav="me", version=__version__)
 
 
 @router.get("/me/settings/security")
-async def me_security(request: Request, user: CurrentUser | None = Depends(optional_user), ctx: Context = Depends(get_ctx)):
-    if user is None:
-        return to_signin(request)
+async def me_security(request: Request, user: CurrentUser = Depends(page_user), ctx: Context = Depends(get_ctx)):
     return render(request, "me/security.html", nav="me", profile=await _profile(ctx, user))
 
 
 @router.get("/me/settings/security/terminals")
-async def me_terminals(request: Request, user: CurrentUser | None = Depends(optional_user), ctx: Context = Depends(get_ctx)):
-    if user is None:
-        return to_signin(request)
+async def me_terminals(request: Request, user: CurrentUser = Depends(page_user), ctx: Context = Depends(get_ctx)):
     sessions = await accounts.list_sessions(ctx, user.id)
     sign_ins = await accounts.list_sign_ins(ctx, user.id)
     return render(request, "me/terminals.html", nav="me", sessions=sessions, sign_ins=sign_ins,
@@ -234,23 +213,17 @@ async def me_terminals(request: Request, user: CurrentUser | None = Depends(opti
 
 
 @router.get("/me/settings/security/password")
-async def me_password(request: Request, user: CurrentUser | None = Depends(optional_user), ctx: Context = Depends(get_ctx)):
-    if user is None:
-        return to_signin(request)
+async def me_password(request: Request, user: CurrentUser = Depends(page_user), ctx: Context = Depends(get_ctx)):
     return render(request, "me/password.html", nav="me", profile=await _profile(ctx, user))
 
 
 @router.get("/me/settings/security/export")
-async def me_export(request: Request, user: CurrentUser | None = Depends(optional_user)):
-    if user is None:
-        return to_signin(request)
+async def me_export(request: Request, user: CurrentUser = Depends(page_user)):
     return render(request, "me/export.html", nav="me")
 
 
 @router.get("/me/settings/security/delete")
-async def me_delete(request: Request, user: CurrentUser | None = Depends(optional_user), ctx: Context = Depends(get_ctx)):
-    if user is None:
-        return to_signin(request)
+async def me_delete(request: Request, user: CurrentUser = Depends(page_user), ctx: Context = Depends(get_ctx)):
     profile = await _profile(ctx, user)
     return render(request, "me/delete.html", nav="me", profile=profile)
 
