@@ -18,6 +18,7 @@ import datetime as dt
 import hmac
 import io
 import logging
+from contextlib import asynccontextmanager
 
 from PIL import Image
 from sqlalchemy import func, select
@@ -199,18 +200,28 @@ async def _set_address(s, device_id: str, ip: str | None, at: dt.datetime) -> No
         current.ip, current.seen_at = ip, at
 
 
+@asynccontextmanager
+async def _reported(ctx: Context, serial: str, op: str):
+    """The row a device report is about, in a transaction: ``(session, row)``, with row
+    None (and a log line) for a serial the registry does not know."""
+    async with ctx.db.transaction() as s:
+        row = await find_by_serial(s, ctx, serial)
+        if row is None:
+            log.warning("devices.unknown_serial", extra={"op": op})
+        else:
+            _learn_serial(row, serial)
+        yield s, row
+
+
 async def set_online(ctx: Context, serial: str, online: bool, at: dt.datetime) -> None:
     """Online/offline from the broker (connect, last will, heartbeat timeout).
 
     An "offline" older than the last sign of life is stale (a last will of an earlier
     connection arriving late) and is ignored.
     """
-    async with ctx.db.transaction() as s:
-        row = await find_by_serial(s, ctx, serial)
+    async with _reported(ctx, serial, "set_online") as (s, row):
         if row is None:
-            log.warning("devices.unknown_serial", extra={"op": "set_online"})
             return
-        _learn_serial(row, serial)
         if not online and row.last_seen_at is not None and at < row.last_seen_at:
             return
         row.online = online
@@ -222,12 +233,9 @@ async def heartbeat(ctx: Context, serial: str, at: dt.datetime, status: dict) ->
     """A sign of life with the device's status (signal, storage, ...); may carry a new "ip"."""
     status = v.report_json(status or {}, "status")
     ip = v.report_ip(status.get("ip")) if isinstance(status.get("ip"), str) else None
-    async with ctx.db.transaction() as s:
-        row = await find_by_serial(s, ctx, serial)
+    async with _reported(ctx, serial, "heartbeat") as (s, row):
         if row is None:
-            log.warning("devices.unknown_serial", extra={"op": "heartbeat"})
             return
-        _learn_serial(row, serial)
         row.online = True
         row.last_seen_at = max(at, row.last_seen_at) if row.last_seen_at else at
         # The address lives in device_addresses (kept 7 days), not in the status blob.
@@ -242,12 +250,9 @@ async def heartbeat(ctx: Context, serial: str, at: dt.datetime, status: dict) ->
 async def report_config(ctx: Context, serial: str, config: dict) -> None:
     """The device's full configuration, as it reports it (replaces the stored one)."""
     config = v.report_json(config, "config")
-    async with ctx.db.transaction() as s:
-        row = await find_by_serial(s, ctx, serial)
+    async with _reported(ctx, serial, "report_config") as (s, row):
         if row is None:
-            log.warning("devices.unknown_serial", extra={"op": "report_config"})
             return
-        _learn_serial(row, serial)
         row.config = config
 
 

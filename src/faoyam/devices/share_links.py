@@ -9,11 +9,10 @@ from fastapi import APIRouter, Depends, Path
 from faoyam.accounts.deps import CurrentUser, current_user
 from faoyam.core.context import Context, get_ctx
 from faoyam.devices import service
+from faoyam.devices.api import DeviceId
 from faoyam.devices.schemas import PublicLinkOut, ShareLinkCreated, ShareLinkIn, ShareLinkOut
 
 router = APIRouter(prefix="/api/v1", tags=["share links"])
-
-DeviceId = Path(..., max_length=64)
 
 
 @router.post("/devices/{device_id}/share-links", status_code=201, response_model=ShareLinkCreated)
