@@ -123,14 +123,14 @@ async def _with_ctx(fn):
 
 
 async def _user_id(ctx, account: str) -> str:
-    from faoyam.accounts import service
+    from faoyam.accounts.service import find_user_id
 
     if "@" in account or account.startswith("+"):
-        u = await service.find_user_by_contact(ctx, account)
-        if u is None:
+        uid = await find_user_id(ctx, account)
+        if uid is None:
             console.print("[red]no such account[/]")
             raise typer.Exit(2)
-        return u.id
+        return uid
     return account
 
 
@@ -179,17 +179,6 @@ def privacy_purge():
     console.print(f"[green]purged[/] {r.rows} rows and {r.blobs} files")
 
 
-async def _find_account(ctx, value: str):
-    from faoyam.accounts.service import find_user_by_contact
-    from faoyam.core.errors import Problem
-
-    try:
-        u = await find_user_by_contact(ctx, value)
-    except Problem:
-        return None
-    return u.id if u else None
-
-
 @privacy_app.command("child-reports")
 def child_reports(all_: bool = typer.Option(False, "--all", help="resolved ones too")):
     """Reports that an account belongs to a child under 16 (CH2)."""
@@ -207,10 +196,11 @@ def child_reports(all_: bool = typer.Option(False, "--all", help="resolved ones 
 @privacy_app.command("child-report-resolve")
 def child_report_resolve(report_id: str, reject: bool = typer.Option(False, help="the report is unfounded")):
     """Erase the reported account's data (or reject the report); the report keeps no personal data."""
+    from faoyam.accounts.service import find_user_id
     from faoyam.privacy.children import resolve_report
 
     r = asyncio.run(_with_ctx(lambda ctx: resolve_report(ctx, report_id, erase=not reject,
-                                                         find_account=lambda v: _find_account(ctx, v))))
+                                                         find_account=lambda v: find_user_id(ctx, v))))
     console.print(f"[green]resolved[/]: {r['erased_rows']} rows erased")
 
 

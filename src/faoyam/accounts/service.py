@@ -524,6 +524,18 @@ async def find_user_by_contact(ctx: Context, value: str, country: str | None = N
     return None if u is None else UserBrief(u.id, u.nickname, u.email, u.phone, u.country, u.language)
 
 
+async def find_user_id(ctx: Context, value: str) -> str | None:
+    """The id of the account registered with this email or +phone; None when there is
+    none, or when the value is not an address at all (operator tools, reports)."""
+    from faoyam.core.errors import Problem
+
+    try:
+        u = await find_user_by_contact(ctx, value)
+    except Problem:
+        return None
+    return u.id if u else None
+
+
 async def require_user(ctx: Context, user_id: str) -> None:
     if await get_user_brief(ctx, user_id) is None:
         raise Forbidden("No such account.", code="no-user")

@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 
 from faoyam.accounts.deps import CurrentUser, require_recent_auth
 from faoyam.core.context import Context, get_ctx
-from faoyam.core.errors import Problem
+from faoyam.accounts.validation import normalize_email
+from faoyam.core.http import client_ip
 from faoyam.privacy import children, register
 from faoyam.privacy.subjects import export_subject, export_zip, resolve_subject
 
@@ -53,21 +54,9 @@ class ChildReportIn(BaseModel):
 @router.post("/child-reports", status_code=202)
 async def report_child(body: ChildReportIn, request: Request, ctx: Context = Depends(get_ctx)):
     """Report that we may hold data of a child under 16 (CH2). No account needed."""
-    from faoyam.accounts.service import find_user_by_contact
-    from faoyam.accounts.validation import normalize_email
-    from faoyam.core.http import client_ip
-
     await ctx.limiter.hit("child-report", client_ip(request), 10, dt.timedelta(hours=1))
     reporter = normalize_email(body.reporter_email, "reporter_email") if body.reporter_email else None
-
-    async def find(value):
-        try:
-            u = await find_user_by_contact(ctx, value)
-        except Problem:
-            return None
-        return u.id if u else None
-
-    report_id = await children.file_report(ctx, reporter, body.reported, body.details, find)
+    report_id = await children.file_report(ctx, reporter, body.reported, body.details)
     return {"id": report_id, "detail": "Thank you. We will check the report and delete the data if it belongs to a child."}
 
 

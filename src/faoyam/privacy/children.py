@@ -16,8 +16,8 @@ from faoyam.privacy.models import ChildReport
 from faoyam.privacy.subjects import Subject, erase_subject, resolve_subject
 
 
-async def file_report(ctx: Context, reporter_email: str | None, reported: str, details: str | None, find_account) -> str:
-    """Record a report and tell the privacy contact. ``find_account(value) -> user id | None``."""
+async def file_report(ctx: Context, reporter_email: str | None, reported: str, details: str | None) -> str:
+    """Record a report and tell the privacy contact."""
     reported = reported.strip()
     if not reported or len(reported) > 254:
         raise Invalid("reported", "Give the email address or phone number of the account.", code="invalid")
@@ -43,7 +43,9 @@ async def list_reports(ctx: Context, status: str | None = "open") -> list[ChildR
 
 async def resolve_report(ctx: Context, report_id: str, *, erase: bool, find_account) -> dict:
     """Erase the reported account's data (``erase=True``) or reject the report; either way
-    the report keeps no personal data afterwards."""
+    the report keeps no personal data afterwards. ``find_account(value) -> user id | None``
+    comes from the accounts domain (``accounts.service.find_user_id``), so the privacy
+    engine does not depend on it."""
     async with ctx.db.session() as s:
         row = await s.get(ChildReport, report_id)
     if row is None:
