@@ -11,6 +11,7 @@ actions) and get a ``CurrentUser``; they never read the sessions table.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hmac
 from dataclasses import dataclass
@@ -77,7 +78,7 @@ async def optional_user(request: Request, ctx: Context = Depends(get_ctx)) -> Cu
     user = await lookup_session(ctx, token)
     if user is None:
         return None
-    user = CurrentUser(user.id, user.session_id, user.authenticated_at, user.language, via_cookie, user.csrf_token)
+    user = dataclasses.replace(user, via_cookie=via_cookie)
     if via_cookie and request.method not in SAFE_METHODS:
         sent = request.headers.get("x-csrf-token", "")
         if not hmac.compare_digest(sent, user.csrf_token):

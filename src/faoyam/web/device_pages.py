@@ -44,7 +44,7 @@ async def home_data(ctx: Context, user: CurrentUser) -> dict[str, Any]:
     mine = await devices.list_devices(ctx, user.id)
     incoming = await devices.incoming_shares(ctx, user.id)
     pending = sum(1 for i in incoming if i.status == "pending")
-    return {"devices": mine, "devices_available": True, "pending_invites": pending, **_common(ctx)}
+    return {"devices": mine, "pending_invites": pending, **_common(ctx)}
 
 
 def _not_found(request: Request, problem: Problem | None = None):
