@@ -79,22 +79,15 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None) 
         response.headers.setdefault("X-Frame-Options", "DENY")
         return response
 
-    for d in DOMAINS:
-        for part in ("api", "pages"):
-            mod = _optional(f"faoyam.{d}.{part}")
-            if mod is not None and hasattr(mod, "router"):
-                app.include_router(mod.router)
-
-    for name in EXTRA_ROUTERS:
+    router_modules = [f"faoyam.{d}.{part}" for d in DOMAINS for part in ("api", "pages")] + EXTRA_ROUTERS
+    for name in router_modules:
         mod = _optional(name)
         if mod is not None and hasattr(mod, "router"):
             app.include_router(mod.router)
 
-    from pathlib import Path
+    from faoyam.web.templating import STATIC_DIR
 
-    static = Path(__file__).parent / "web" / "static"
-    static.mkdir(parents=True, exist_ok=True)
-    app.mount("/static", StaticFiles(directory=static), name="static")
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz():
