@@ -285,9 +285,9 @@ async def sweep_tombstones(db: Database, blobs: BlobStore) -> int:
     return n
 
 
-async def _run_removal(db: Database, blobs: BlobStore, reason: str, build) -> RemovalReport:
+async def _run_removal(db: Database, blobs: BlobStore, reason: str,
+                       conditions: dict[str, ColumnElement[bool]]) -> RemovalReport:
     async with db.transaction() as s:
-        conditions = await build(s)
         counts, keys = await _remove(s, conditions)
         rec = ErasureRecord(reason=reason, counts=counts, blobs=len(set(keys)), finished_at=utcnow())
         s.add(rec)
@@ -311,15 +311,8 @@ async def erase_subject(db: Database, blobs: BlobStore, subject: Subject, reason
         if after is not None:
             afters.append(after)
 
-    async def build(_s):
-        conds = {}
-        for t in _tables():
-            c = subject_condition(t, subject)
-            if c is not None:
-                conds[t.name] = c
-        return conds
-
-    report = await _run_removal(db, blobs, reason, build)
+    conds = {t.name: c for t in _tables() if (c := subject_condition(t, subject)) is not None}
+    report = await _run_removal(db, blobs, reason, conds)
     log.info("privacy.erased", extra={"rows": report.rows, "blobs": report.blobs, "record": report.record_id})
     for after in afters:
         try:
@@ -336,40 +329,28 @@ async def remove_rows(db: Database, blobs: BlobStore, table: str, condition: Col
     device (B10) erases the data of that binding through the same machinery.
     """
 
-    async def build(_s):
-        conds: dict[str, ColumnElement[bool]] = {table: condition}
-        # Children linked to this table by a declared via-link go with it.
-        changed = True
-        while changed:
-            changed = False
-            for t in _tables():
-                if t.name in conds:
-                    continue
-                decl = table_declaration(t)
-                if decl is None:
-                    continue
-                for link in decl.links:
-                    if link.via in conds:
-                        parent = Base.metadata.tables[link.via]
-                        (ppk,) = parent.primary_key.columns
-                        conds[t.name] = t.c[link.column].in_(select(ppk).where(conds[link.via]))
-                        changed = True
-                        break
-        return conds
-
-    return await _run_removal(db, blobs, reason, build)
+    conds: dict[str, ColumnElement[bool]] = {table: condition}
+    # Children linked to this table by a declared via-link go with it.
+    changed = True
+    while changed:
+        changed = False
+        for t in _tables():
+            decl = table_declaration(t)
+            if t.name in conds or decl is None:
+                continue
+            for link in decl.links:
+                if link.via in conds:
+                    (ppk,) = Base.metadata.tables[link.via].primary_key.columns
+                    conds[t.name] = t.c[link.column].in_(select(ppk).where(conds[link.via]))
+                    changed = True
+                    break
+    return await _run_removal(db, blobs, reason, conds)
 
 
 async def purge_expired(db: Database, blobs: BlobStore, now: dt.datetime | None = None) -> RemovalReport:
     """Remove rows past their declared expiry (RET1, RET5)."""
     now = now or utcnow()
 
-    async def build(_s):
-        conds = {}
-        for t in _tables():
-            d = table_declaration(t)
-            if d is not None and d.expiry is not None:
-                conds[t.name] = t.c[d.expiry.column] < now - d.expiry.after
-        return conds
-
-    return await _run_removal(db, blobs, "retention", build)
+    conds = {t.name: t.c[d.expiry.column] < now - d.expiry.after
+             for t in _tables() if (d := table_declaration(t)) is not None and d.expiry is not None}
+    return await _run_removal(db, blobs, "retention", conds)
