@@ -117,6 +117,10 @@ class Subscription:
                 await self._waiter
             finally:
                 self._waiter = None
+        return self.take()
+
+    def take(self) -> list[bytes]:
+        """Every queued chunk, without waiting (``[]`` if none)."""
         chunks = [data for data, _ in self._queue]
         self.samples_read += sum(samples for _, samples in self._queue)
         self._queue.clear()
