@@ -78,7 +78,8 @@ async def test_ffmpeg_push_plays(ingest, short_clip):
     viewer = Collector(ingest.hub().subscribe())
     result = await run_pusher(ffmpeg_push(short_clip.path, ingest.url()))
     assert result.returncode == 0, result.stderr.decode()
-    await wait_for(lambda: viewer.sub.samples_read >= len(short_clip.packets), what="ffmpeg's frames")
+    await wait_for(lambda: viewer.sub.samples_read == len(short_clip.packets) + len(short_clip.audio_packets),
+                   what="ffmpeg's frames")
     got = probe(viewer.data)
     assert got.streams["video"] == ("h264", 320, 240) and got.streams["audio"][0] == "aac"
     assert len(got.video) == got.decoded == len(short_clip.packets)
@@ -104,7 +105,8 @@ async def test_gstreamer_rtmp2sink_push_plays(ingest, short_clip):
            "rtmp2sink", f"location={ingest.url()}", "d.audio_0", "!", "queue", "!", "aacparse", "!", "m."]
     result = await run_pusher(cmd)
     assert result.returncode == 0, result.stderr.decode()
-    await wait_for(lambda: viewer.sub.samples_read >= len(short_clip.packets), what="GStreamer's frames")
+    await wait_for(lambda: viewer.sub.samples_read == len(short_clip.packets) + len(short_clip.audio_packets),
+                   what="GStreamer's frames")
     got = probe(viewer.data)
     assert got.streams["video"] == ("h264", 320, 240)
     assert len(got.video) == got.decoded == len(short_clip.packets)

@@ -50,6 +50,7 @@ WINDOW = 2_500_000
 _COMMAND_CSID = 3
 _STATUS_CSID = 5
 _STREAM_ID = 1  # the one message stream a publishing connection creates
+END_GRACE_SECONDS = 5.0
 
 _TRACK_OF_CONFIG = {"avc1": h264_track, "hvc1": h265_track}
 
@@ -127,6 +128,17 @@ class RtmpSession(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def _end_publishing(self) -> None:
+        """The publisher said goodbye. It hangs up itself (GStreamer reports an error if we
+        do it first); if it does not, the connection is closed after a grace period."""
+        if self._state != "publishing":
+            return
+        log.info("rtmp %s: %s: the publisher ended the stream", self.peer, self.stream)
+        self._state = "ended"
+        self._leave_hub()
+        asyncio.get_running_loop().call_later(
+            END_GRACE_SECONDS, lambda: self.close("did not hang up after ending its stream"))
+
     def _leave_hub(self) -> None:
         hub, self.hub = self.hub, None
         if hub is not None:
@@ -172,6 +184,8 @@ class RtmpSession(asyncio.Protocol):
                 self._held.extend(messages[i:])
                 break
             type_id = message.type_id
+            if self._state == "ended" and type_id in (VIDEO, AUDIO, AGGREGATE):
+                continue  # stragglers after the goodbye
             if type_id == VIDEO:
                 self._on_video(message.timestamp, message.payload)
                 media = True
@@ -229,7 +243,7 @@ class RtmpSession(asyncio.Protocol):
             self._held = []
             asyncio.ensure_future(self._authorize(key))
         elif name in ("FCUnpublish", "deleteStream", "closeStream"):
-            self.close("the publisher ended the stream")
+            self._end_publishing()
         elif name == "play":
             self._status("error", "NetStream.Play.Failed", "this server only receives")
             raise IngestError("play requested on the ingest port")
@@ -410,7 +424,7 @@ class RtmpServer:
             if session._state == "publishing":
                 if self.now - session.last_media_at > self.idle_timeout:
                     session.close(f"no media for {self.idle_timeout:g} s", level=logging.WARNING)
-            elif self.now - session.opened_at > self.handshake_timeout:
+            elif session._state != "ended" and self.now - session.opened_at > self.handshake_timeout:
                 session.close("did not start publishing in time", level=logging.WARNING)
 
     async def close(self) -> None:

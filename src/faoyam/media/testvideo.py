@@ -27,6 +27,8 @@ import numpy as np
 
 DEFAULT_MOTION = ((2.0, 4.0), (6.0, 7.0))
 BARCODE_BITS = 16
+CLIP_VERSION = 2  # bump when the picture or the encoder settings change: old cached clips are stale
+NOISE = 3  # ± luma levels of per-frame noise: what makes P-frames cost bits, as on a real sensor
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,7 @@ def _cache_dir() -> Path:
 def _frame_luma(index: int, fps: int, width: int, height: int, texture: np.ndarray,
                 motion: Sequence[tuple[float, float]], rng: np.random.Generator) -> np.ndarray:
     y = texture.copy()
-    y += rng.integers(-3, 4, size=y.shape, dtype=np.int16)  # sensor noise
+    y += rng.integers(-NOISE, NOISE + 1, size=y.shape, dtype=np.int16)  # sensor noise
     t = index / fps
     for start, end in motion:
         if start <= t < end:
@@ -124,13 +126,15 @@ def make_clip(path: Path, *, codec: str = "h264", width: int = 320, height: int 
     chroma = np.full((height // 2, width), 128, dtype=np.uint8)
     tmp = path.with_suffix(".part.mp4")
     with av.open(str(tmp), "w", format="mp4") as out:
+        # Like a camera: constant GOP, and a rate buffer of half a second (so an I-frame is
+        # not most of the GOP's bits, as unconstrained ABR would make it)
+        rate = f"vbv-maxrate={bitrate // 1000}:vbv-bufsize={bitrate // 2000}"
+        common = f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}:{rate}"
         if codec == "h264":
-            stream = out.add_stream("libx264", rate=fps, options={
-                "preset": preset, "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}"})
+            stream = out.add_stream("libx264", rate=fps, options={"preset": preset, "x264-params": common})
         elif codec == "h265":
             stream = out.add_stream("libx265", rate=fps, options={
-                "preset": preset,
-                "x265-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}:log-level=error"})
+                "preset": preset, "x265-params": f"{common}:log-level=error"})
             stream.codec_tag = "hvc1"
         else:
             raise ValueError(f"unknown codec {codec}")
@@ -197,7 +201,7 @@ def cached_clip(**params) -> Clip:
     ``~/.cache/faoyam/media``), then :func:`load_clip`."""
     params.setdefault("motion", DEFAULT_MOTION)
     params["motion"] = tuple(tuple(m) for m in params["motion"])
-    key = hashlib.sha256(repr(sorted(params.items())).encode()).hexdigest()[:16]
+    key = hashlib.sha256(repr((CLIP_VERSION, sorted(params.items()))).encode()).hexdigest()[:16]
     path = _cache_dir() / f"clip-{params.get('codec', 'h264')}-{key}.mp4"
     if not path.exists():
         make_clip(path, **params)
