@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: str | None = None
 
+    # Media worker (live video). Browsers open its WebSocket at media_public_url (default:
+    # ws:// or wss:// on the page's own host name, port media_http_port); media URLs are
+    # signed with secret_key and must be opened within media_token_seconds.
+    media_http_host: str = "127.0.0.1"
+    media_http_port: int = 8081
+    media_public_url: str | None = None  # e.g. "wss://media.example.com"
+    media_token_seconds: int = 60
+
     # Accounts and security.
     session_days: int = 30
     recent_auth_minutes: int = 10  # R8: how fresh a sign-in must be for sensitive actions

@@ -95,3 +95,35 @@ async def view_link(ctx: Context, token: str) -> PublicLinkOut:
         # The media engine fills in live_url when it serves links (null until then).
         channels=[PublicChannel(index=c.index, name=c.name, live_url=None) for c in channels],
     )
+
+
+# Live view through a link (the media engine's questions) --------------------------------
+
+
+async def live_link(ctx: Context, token: str, channel: int) -> tuple[str, str]:
+    """(link id, device id) of a link that currently allows live view of ``channel``;
+    LinkNotFound for an unknown or revoked link or a channel it does not name, Gone when expired."""
+    if not _TOKEN_RE.fullmatch(token or ""):
+        raise LinkNotFound("This link does not work. Ask for a new one.")
+    async with ctx.db.session() as s:
+        row = (await s.execute(select(ShareLink, Device.owner_id).join(Device, Device.id == ShareLink.device_id)
+                               .where(ShareLink.token_hash == _hash(ctx, token)))).first()
+    if row is None or row.owner_id is None or not _names_channel(row.ShareLink, channel):
+        raise LinkNotFound("This link does not work. Ask for a new one.")
+    if row.ShareLink.expires_at <= utcnow():
+        raise Gone("This link has expired. Ask for a new one.", code="link-expired")
+    return row.ShareLink.id, row.ShareLink.device_id
+
+
+async def link_allows_live(ctx: Context, link_id: str, device_id: str, channel: int) -> bool:
+    """Whether the link still exists, has not expired, belongs to a bound device and names
+    ``channel`` — the media worker asks this about its open sessions twice a second."""
+    async with ctx.db.session() as s:
+        row = (await s.execute(select(ShareLink, Device.owner_id).join(Device, Device.id == ShareLink.device_id)
+                               .where(ShareLink.id == link_id, ShareLink.device_id == device_id))).first()
+    return (row is not None and row.owner_id is not None and row.ShareLink.expires_at > utcnow()
+            and _names_channel(row.ShareLink, channel))
+
+
+def _names_channel(link: ShareLink, channel: int) -> bool:
+    return link.channels is None or channel in link.channels

@@ -1,5 +1,5 @@
 """Device pages: the list on Home, adding a device, device settings, sharing,
-invitations, and the public page of a share link.
+invitations, the public page of a share link, and live view (one channel, or a grid).
 
 They read through the devices domain's public service functions; every change goes
 through ``/api/v1/devices…`` from the browser, as with the account pages.
@@ -9,20 +9,30 @@ from __future__ import annotations
 
 import zoneinfo
 from functools import lru_cache
+from types import SimpleNamespace
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
 
-from faoyam.accounts.deps import CurrentUser, optional_user
+from faoyam.accounts.deps import CurrentUser, current_user, optional_user
 from faoyam.core.context import Context, get_ctx
 from faoyam.core.errors import Gone, NotFound, Problem
+from faoyam.devices import authz
 from faoyam.devices import service as devices
+from faoyam.devices.links import live_link
+from faoyam.media.grants import link_grant, user_grant
+from faoyam.media.ids import ChannelId
+from faoyam.media.tokens import mint
 from faoyam.web.deps import page_user
 from faoyam.web.templating import page_language, render
 
 router = APIRouter(include_in_schema=False)
 
 DeviceId = Path(..., max_length=64)
+ChannelIndex = Path(..., ge=0, le=255)
+StreamName = Query("main", pattern="^(main|sub)$")
+LinkToken = Path(..., max_length=128)
 
 
 @lru_cache(maxsize=1)
@@ -109,6 +119,109 @@ async def share_link_page(request: Request, token: str = Path(..., max_length=12
     except (NotFound, Gone) as exc:
         return render(request, "devices/link.html", status_code=exc.status, view=None, expired=isinstance(exc, Gone),
                       **_common(ctx))
-    response = render(request, "devices/link.html", view=view, expired=False, **_common(ctx))
+    response = render(request, "devices/link.html", view=view, expired=False, token=token, **_common(ctx))
     response.headers["Referrer-Policy"] = "no-referrer"  # the token is in the address
     return response
+
+
+# Live view (B4) -------------------------------------------------------------------------
+#
+# The page decides nothing about video: it asks the devices domain whether this viewer may
+# watch (owner, a share with "live", a share link), mints a signed one-use media URL for
+# the media worker, and hands it to static/js/live-player.js. The player asks the ``…/url``
+# route for a fresh URL whenever it reconnects, which checks authorization again.
+
+def media_base_url(request: Request, ctx: Context) -> str:
+    """Where browsers reach the media worker: the setting, else the page's host name on the
+    media port (ws:// for an http page, wss:// for https)."""
+    if ctx.settings.media_public_url:
+        return ctx.settings.media_public_url.rstrip("/")
+    scheme = "wss" if request.url.scheme == "https" else "ws"
+    return f"{scheme}://{request.url.hostname}:{ctx.settings.media_http_port}"
+
+
+def media_url(request: Request, ctx: Context, channel: ChannelId, grant: str) -> dict[str, Any]:
+    token = mint(ctx.key, channel, grant, ttl=ctx.settings.media_token_seconds)
+    return {"url": f"{media_base_url(request, ctx)}/media/live/{token}", "expires_in": ctx.settings.media_token_seconds}
+
+
+def _no_store(body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+def _tile(device, channel, url_endpoint: str, initial: dict[str, Any], stream: str) -> dict[str, Any]:
+    many = len(device.channels) > 1
+    name = device.name or device.model
+    return {"device": device, "channel": channel, "url_endpoint": url_endpoint, "initial_url": initial["url"],
+            "stream": stream, "title": f"{name} · {channel.name}" if many and channel.name else name,
+            "channel_label": channel.name if many else None}
+
+
+def _user_tile(request: Request, ctx: Context, user: CurrentUser, device, channel, stream: str) -> dict[str, Any]:
+    initial = media_url(request, ctx, ChannelId(device.id, channel.index, stream), user_grant(user.id))
+    return _tile(device, channel, f"/devices/{device.id}/live/{channel.index}/url", initial, stream)
+
+
+@router.get("/live")
+async def live_grid_page(request: Request, user: CurrentUser = Depends(page_user), ctx: Context = Depends(get_ctx),
+                         stream: str = StreamName):
+    """Every camera the user may watch — their own and those shared with live view —
+    one tile per channel (an NVR's channels each get one)."""
+    tiles = []
+    for device in await devices.list_devices(ctx, user.id):
+        if "live" in device.permissions and device.kind != "chime":
+            for channel in device.channels:
+                tiles.append(_user_tile(request, ctx, user, device, channel, stream))
+    return render(request, "devices/live_grid.html", nav="home", tiles=tiles, **_common(ctx))
+
+
+@router.get("/devices/{device_id}/live/{channel}")
+async def live_page(request: Request, device_id: str = DeviceId, channel: int = ChannelIndex,
+                    stream: str = StreamName, user: CurrentUser = Depends(page_user), ctx: Context = Depends(get_ctx)):
+    try:
+        await authz.require(ctx, user.id, device_id, "live", channel)
+        device = await devices.get_device(ctx, user.id, device_id)
+    except (NotFound, Problem) as exc:
+        return _not_found(request, exc)
+    ch = next((c for c in device.channels if c.index == channel), None)
+    if ch is None:
+        return _not_found(request)
+    tile = _user_tile(request, ctx, user, device, ch, stream)
+    response = render(request, "devices/live.html", nav="home", tile=tile, back=f"/devices/{device_id}", **_common(ctx))
+    response.headers["Cache-Control"] = "no-store"  # the page holds a media URL
+    return response
+
+
+@router.get("/devices/{device_id}/live/{channel}/url")
+async def live_url(request: Request, device_id: str = DeviceId, channel: int = ChannelIndex, stream: str = StreamName,
+                   user: CurrentUser = Depends(current_user), ctx: Context = Depends(get_ctx)):
+    """A fresh media URL for the player (JSON); 404/403 problem details when not allowed."""
+    await authz.require(ctx, user.id, device_id, "live", channel)
+    return _no_store(media_url(request, ctx, ChannelId(device_id, channel, stream), user_grant(user.id)))
+
+
+@router.get("/s/{token}/live/{channel}")
+async def link_live_page(request: Request, token: str = LinkToken, channel: int = ChannelIndex,
+                         stream: str = StreamName, ctx: Context = Depends(get_ctx)):
+    """Live view through a share link: no account needed, this link's channels only."""
+    try:
+        link_id, device_id = await live_link(ctx, token, channel)
+        view = await devices.view_link(ctx, token)
+    except (NotFound, Gone) as exc:
+        return render(request, "devices/link.html", status_code=exc.status, view=None, expired=isinstance(exc, Gone),
+                      **_common(ctx))
+    ch = next(c for c in view.channels if c.index == channel)
+    initial = media_url(request, ctx, ChannelId(device_id, channel, stream), link_grant(link_id))
+    device = {"id": device_id, "name": view.device_name, "model": "", "channels": view.channels, "kind": view.kind}
+    tile = _tile(SimpleNamespace(**device), ch, f"/s/{token}/live/{channel}/url", initial, stream)
+    response = render(request, "devices/live.html", tile=tile, back=f"/s/{token}", **_common(ctx))
+    response.headers["Referrer-Policy"] = "no-referrer"  # the link token is in the address
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/s/{token}/live/{channel}/url")
+async def link_live_url(request: Request, token: str = LinkToken, channel: int = ChannelIndex,
+                        stream: str = StreamName, ctx: Context = Depends(get_ctx)):
+    link_id, device_id = await live_link(ctx, token, channel)
+    return _no_store(media_url(request, ctx, ChannelId(device_id, channel, stream), link_grant(link_id)))

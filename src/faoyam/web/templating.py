@@ -77,6 +77,16 @@ JS_MESSAGES: tuple[str, ...] = (
     "Passwords do not match.",
     "Choose a picture first.",
     "The picture is too large (at most 5 MB).",
+    # The live player (static/js/live-player.js)
+    "Connecting…",
+    "Reconnecting…",
+    "The camera is offline or not sending video. Trying again…",
+    "This browser cannot play this camera's video format ({codec}).",
+    "Your browser does not support live video (Media Source Extensions).",
+    "You can no longer watch this camera.",
+    "The video stopped with an error. Trying again…",
+    "Sound on",
+    "Sound off",
 )
 
 
