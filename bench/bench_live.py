@@ -16,6 +16,10 @@ time at which each video frame is handed to the hub (the "device send" instant);
 reads the decode time of each fragment it receives (``tfdt``) and so knows which frame
 arrived when. Both processes are on this machine, so ``time.time()`` is one clock.
 
+With ``--ingest rtmp`` the camera pushes over RTMP into the ingest server instead (in the
+server process), and the send instant is when a frame's bytes go to the publisher's socket:
+the latency is then device send → viewer receive, RTMP read batching included.
+
 Figures (medians / percentiles over the run; each with its ratio to the baseline):
 1. latency send → receive, p50 / p99, one viewer;
 2. time to first frame: connect (ours: with a fresh token) → first keyframe fragment;
@@ -65,7 +69,7 @@ async def serve(args) -> None:
     import uvicorn
     from websockets.asyncio.server import serve as ws_serve
 
-    from faoyam.media import StreamHubs
+    from faoyam.media import RtmpServer, StreamHubs
     from faoyam.media.live_http import LiveServer
     from faoyam.media.testfeed import feed_realtime
     from faoyam.media.testvideo import cached_clip
@@ -73,12 +77,6 @@ async def serve(args) -> None:
     clip = cached_clip(width=args.width, height=args.height, bitrate=args.bitrate, seconds=4.0, audio=True)
     hubs = StreamHubs()
     hub = hubs.hub(CAM)
-
-    class Camera:  # attached like an ingest connection, so the hub stays while viewers come and go
-        def close(self, reason: str) -> None:
-            pass
-
-    hub.attach(Camera())
     stamps: dict[int, float] = {}
 
     def stamp(dts_ms: int, _perf: float) -> None:
@@ -87,7 +85,13 @@ async def serve(args) -> None:
             for key in list(stamps)[:1000]:
                 del stamps[key]
 
-    camera = asyncio.create_task(feed_realtime(hub, clip, on_frame=stamp))
+    rtmp = None
+    if args.ingest == "rtmp":
+        rtmp = await RtmpServer(hubs, lambda app, key: CAM, read_interval=args.read_interval).start()
+        camera = asyncio.create_task(push_rtmp(f"rtmp://127.0.0.1:{rtmp.port}/live/bench", clip, stamp))
+    else:
+        hub.attach(Camera())
+        camera = asyncio.create_task(feed_realtime(hub, clip, on_frame=stamp))
     live = LiveServer(hubs, os.environ["BENCH_KEY"].encode())
     config = uvicorn.Config(live.app, host="127.0.0.1", port=0, log_level="warning", access_log=False,
                             log_config=None, lifespan="on", ws="websockets-sansio")
@@ -127,8 +131,40 @@ async def serve(args) -> None:
                 break
             print(json.dumps(out), flush=True)
     camera.cancel()
+    if rtmp is not None:
+        await rtmp.close()
     server.should_exit = True
     await server_task
+
+
+class Camera:
+    """Attached to the hub like an ingest connection (direct feeding), so the hub stays
+    while viewers come and go."""
+
+    def close(self, reason: str) -> None:
+        pass
+
+
+async def push_rtmp(url: str, clip, stamp) -> None:
+    """The camera over RTMP, at real-time rate; a frame's send instant is when its bytes are
+    handed to the socket."""
+    from faoyam.media.rtmp_publisher import RtmpPublisher
+
+    publisher = RtmpPublisher(url)
+    await publisher.connect()
+    publisher.send_configs(clip)
+    start = time.perf_counter()
+    for n, (kind, packet) in enumerate(clip.loop()):
+        delay = start + packet.dts / 1000 - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if kind == "video":
+            publisher.send_video(clip.codec, packet)
+            stamp(packet.dts, 0.0)
+        else:
+            publisher.send_audio(packet)
+        if n % 50 == 0:
+            await publisher.drain()
 
 
 # -- the clients --------------------------------------------------------------------------------
@@ -136,7 +172,7 @@ class Server:
     def __init__(self, args):
         self.key = secrets.token_urlsafe(32)
         cmd = [sys.executable, __file__, "--serve", "--width", str(args.width), "--height", str(args.height),
-               "--bitrate", str(args.bitrate)]
+               "--bitrate", str(args.bitrate), "--ingest", args.ingest, "--read-interval", str(args.read_interval)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      env={**os.environ, "BENCH_KEY": self.key})
         self.info = json.loads(self.proc.stdout.readline())
@@ -284,13 +320,14 @@ async def main(args) -> None:
     server = Server(args)
     try:
         info = server.info
-        print(f"camera: {info['size'][0]}×{info['size'][1]} H.264 + AAC, {info['bitrate'] / 1e6:.1f} Mbit/s video, 25 fps")
+        print(f"camera: {info['size'][0]}×{info['size'][1]} H.264 + AAC, {info['bitrate'] / 1e6:.1f} Mbit/s video, 25 fps; "
+              f"ingest: {'RTMP, read interval %g s' % args.read_interval if args.ingest == 'rtmp' else 'direct to the hub'}")
         await asyncio.sleep(3)  # a GOP or so running
 
         ours = await latency(server, server.live_url(), args.seconds)
         base = await latency(server, server.bare_url(), args.seconds)
         p50, p99, b50, b99 = pct(ours, .5), pct(ours, .99), pct(base, .5), pct(base, .99)
-        print(f"1. latency send → receive, WebSocket: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({len(ours)} frames); "
+        print(f"1. latency send → receive (per message, its first frame), WebSocket: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({len(ours)} frames); "
               f"bare websockets p50 {b50:.1f} ms, p99 {b99:.1f} ms; ratio p50 {p50 / b50:.2f}, p99 {p99 / b99:.2f}")
 
         ttff = await first_frame(server.live_url, args.joins)
@@ -330,5 +367,9 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--joins", type=int, default=20)
     parser.add_argument("--memory-seconds", type=float, default=30.0)
+    parser.add_argument("--ingest", choices=("hub", "rtmp"), default="hub",
+                        help="hub: frames handed to the hub directly (the viewer side alone); rtmp: the camera "
+                             "pushes over RTMP into the ingest server (device send → viewer receive)")
+    parser.add_argument("--read-interval", type=float, default=0.1, help="the RTMP server's read batching (s)")
     arguments = parser.parse_args()
     asyncio.run(serve(arguments) if arguments.serve else main(arguments))
