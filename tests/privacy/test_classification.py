@@ -5,7 +5,7 @@ from sqlalchemy import Column, String, Table
 
 from faoyam.core.database import Base
 from faoyam.privacy import classification
-from faoyam.privacy.declarations import BLOB_KINDS, blob_kind, personal
+from faoyam.core.declarations import BLOB_KINDS, blob_kind, personal
 
 
 @pytest.mark.req("RET1", "R6")

@@ -8,7 +8,7 @@ from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, UniqueConstr
 from sqlalchemy.orm import Mapped, mapped_column
 
 from faoyam.core.database import Base, UTCDateTime, new_id, utcnow
-from faoyam.privacy.declarations import Expiry, Link, SubjectRoot, TablePrivacy, blob_kind, not_personal, personal
+from faoyam.core.declarations import Expiry, Link, SubjectRoot, TablePrivacy, blob_kind, not_personal, personal
 
 blob_kind("profile_photo", "profile", "B1a", "B1b", description="profile photo the user uploaded (re-encoded, metadata stripped)",
           content_type="image/jpeg")

@@ -8,7 +8,7 @@ from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from faoyam.core.database import Base, UTCDateTime, new_id, utcnow
-from faoyam.privacy.declarations import Expiry, Link, TablePrivacy, blob_kind, not_personal, personal
+from faoyam.core.declarations import Expiry, Link, TablePrivacy, blob_kind, not_personal, personal
 
 blob_kind("mail_outbox", "communication", "B1a", "B1b", "F2", retention="7d", content_type="message/rfc822",
           description="an email or SMS written to the local outbox instead of being sent")

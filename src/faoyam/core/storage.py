@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from faoyam.privacy.declarations import BLOB_KINDS
+from faoyam.core.declarations import BLOB_KINDS
 
 
 class BlobNotFound(KeyError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from faoyam.core.database import Base
 from faoyam.privacy import register
-from faoyam.privacy.declarations import (
+from faoyam.core.declarations import (
     BLOB_KINDS,
     NotPersonal,
     Personal,

@@ -8,7 +8,7 @@ from sqlalchemy import JSON, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from faoyam.core.database import Base, UTCDateTime, new_id, utcnow
-from faoyam.privacy.declarations import Expiry, Link, TablePrivacy, not_personal, personal
+from faoyam.core.declarations import Expiry, Link, TablePrivacy, not_personal, personal
 
 
 class BlobTombstone(Base):

@@ -28,7 +28,7 @@ from sqlalchemy.sql import ColumnElement
 from faoyam.core.database import Base, Database, utcnow
 from faoyam.core.storage import BlobNotFound, BlobStore
 from faoyam.privacy import register
-from faoyam.privacy.declarations import (
+from faoyam.core.declarations import (
     BLOB_KINDS,
     Personal,
     SubjectRoot,
