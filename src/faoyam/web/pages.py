@@ -23,12 +23,13 @@ from faoyam.accounts.deps import CurrentUser, lookup_session, optional_user, ses
 from faoyam.accounts.validation import countries
 from faoyam.core.context import Context, get_ctx
 from faoyam.core.i18n import LANGUAGES
-from faoyam.web import device_pages
+from faoyam.web import device_pages, privacy_pages
 from faoyam.web.deps import page_user
 from faoyam.web.templating import LANG_COOKIE, STATIC_DIR, page_language, render
 
 router = APIRouter(include_in_schema=False)
 router.include_router(device_pages.router)
+router.include_router(privacy_pages.router)
 
 
 # Helpers ---------------------------------------------------------------------------

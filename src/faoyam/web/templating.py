@@ -1,5 +1,12 @@
 """The Jinja2 environment of the web app and the ``render`` helper every page uses.
 
+This is the one template environment: every page of every domain (the web's own pages,
+external sign-in in ``accounts.oidc``, the demo outbox) renders through :func:`render`.
+It imports nothing from faoyam but ``core``, so a domain may call ``render``,
+``page_language`` and ``PROBLEM_MESSAGES`` without an import cycle; nothing else in
+``web`` is for domains (``tests/test_layers.py`` checks both, see
+``docs/decisions/layers.md``).
+
 Templates extend ``base.html`` (blocks ``title``, ``content``; optional ``head``,
 ``appbar``, ``scripts``, ``body_class``, ``back``) and get these context variables:
 
