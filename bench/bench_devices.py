@@ -181,6 +181,7 @@ def start_workers(files, port, *, save=False, on_go=None) -> list[Proc]:
 
 async def setup(args, work: Path, mosq) -> dict:
     """Factory-register and activate every device once (through a service)."""
+    from faoyam import models  # noqa: F401 - create_all below makes every domain's tables
     from faoyam.agent.simulator import load_state, make_cameras
     from faoyam.core.config import Settings
     from faoyam.core.context import Context

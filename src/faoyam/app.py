@@ -11,11 +11,13 @@ from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
 from faoyam import __version__
+from faoyam import models  # noqa: F401 - every domain's tables, before anything uses the privacy engine
 from faoyam.core import errors
 from faoyam.core import logging as flog
 from faoyam.core.config import Settings
 from faoyam.core.context import Context
 from faoyam.core.jobs import scheduler
+from faoyam.web.templating import STATIC_DIR
 
 log = logging.getLogger("faoyam.http")
 
@@ -84,8 +86,6 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None) 
         mod = _optional(name)
         if mod is not None and hasattr(mod, "router"):
             app.include_router(mod.router)
-
-    from faoyam.web.templating import STATIC_DIR
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -22,6 +22,11 @@ from rich.console import Console
 
 from faoyam.core.config import Settings
 
+# Commands import what they use inside their own body, so that ``faoyam --help`` and a
+# light command start fast (importing the whole app takes about 2 s). Start-up speed is
+# the only reason for a function-local import of a faoyam module, and only in CLI modules
+# (docs/decisions/layers.md; tests/test_layers.py checks it).
+
 app = typer.Typer(help="faoyam: an open, self-hostable smart-camera cloud.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.")
 privacy_app = typer.Typer(help="Data-subject requests and retention.")
@@ -94,6 +99,7 @@ def db_upgrade(revision: str = "head"):
 @db_app.command("revision")
 def db_revision(message: str = typer.Option(..., "-m")):
     """(developers) Autogenerate a migration from the models."""
+    from faoyam import models  # noqa: F401 - autogenerate compares every table
     from faoyam.core.migrate import revision
 
     revision(_settings().db_url, message)
@@ -102,6 +108,7 @@ def db_revision(message: str = typer.Option(..., "-m")):
 @privacy_app.command("check")
 def privacy_check():
     """Every column and blob kind must be declared; lists what is not."""
+    from faoyam import models  # noqa: F401 - check every table
     from faoyam.privacy.classification import problems
 
     found = problems()
@@ -113,6 +120,7 @@ def privacy_check():
 
 
 async def _with_ctx(fn):
+    from faoyam import models  # noqa: F401 - the privacy engine sees every table
     from faoyam.core.context import Context
 
     ctx = Context.build(_settings())

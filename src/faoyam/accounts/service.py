@@ -19,8 +19,8 @@ from faoyam.accounts.photos import reencode_photo
 from faoyam.accounts.schemas import RegisterIn, Terminal
 from faoyam.core.context import Context
 from faoyam.core.database import utcnow
-from faoyam.core.errors import Conflict, Forbidden, Gone, Invalid, NotFound, Unauthorized
-from faoyam.core.i18n import LANGUAGES
+from faoyam.core.errors import Conflict, Forbidden, Gone, Invalid, NotFound, Problem, Unauthorized
+from faoyam.core.i18n import LANGUAGES, gettext
 from faoyam.core.security import hash_password, keyed_hash, new_token, numeric_code, password_needs_rehash, verify_password
 from faoyam.privacy.subjects import erase_subject, resolve_subject
 
@@ -44,12 +44,10 @@ def _code_hash(ctx: Context, scope: str, code: str) -> str:
 
 
 async def _send_code(ctx: Context, target: str, kind: str, code: str, purpose: str, lang: str, user_id: str | None = None) -> None:
-    from faoyam.core.i18n import gettext as _
-
-    text = _(lang, "Your faoyam code is {code}. It expires in {minutes} minutes. If you did not ask for it, ignore this message.",
-             code=code, minutes=ctx.settings.code_ttl_minutes)
+    text = gettext(lang, "Your faoyam code is {code}. It expires in {minutes} minutes. If you did not ask for it, ignore this message.",
+                   code=code, minutes=ctx.settings.code_ttl_minutes)
     if kind == "email":
-        await ctx.messenger.send_email(target, _(lang, "Your faoyam code"), text, template=purpose, user_id=user_id)
+        await ctx.messenger.send_email(target, gettext(lang, "Your faoyam code"), text, template=purpose, user_id=user_id)
     else:
         await ctx.messenger.send_sms(target, text, template=purpose, user_id=user_id)
 
@@ -527,8 +525,6 @@ async def find_user_by_contact(ctx: Context, value: str, country: str | None = N
 async def find_user_id(ctx: Context, value: str) -> str | None:
     """The id of the account registered with this email or +phone; None when there is
     none, or when the value is not an address at all (operator tools, reports)."""
-    from faoyam.core.errors import Problem
-
     try:
         u = await find_user_by_contact(ctx, value)
     except Problem:

@@ -13,9 +13,13 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from faoyam.agent.device import Identity
-from faoyam.agent.simulator import Simulator, make_fleet
+from faoyam.agent.simulator import Simulator, load_state, make_fleet
+from faoyam.devices import service
+from faoyam.devices.gateway import factory_register
+from faoyam.devices.schemas import AddDeviceIn
 
 log = logging.getLogger("faoyam.agent.demo")
 
@@ -45,10 +49,6 @@ async def start_demo_devices(ctx, owner_user_id: str, *, cameras: int = 2, nvr_c
     handle; it is also kept in ``ctx.extras["demo_devices"]`` so the devices stop with the
     service.
     """
-    from faoyam.devices import service
-    from faoyam.devices.gateway import factory_register
-    from faoyam.devices.schemas import AddDeviceIn
-
     if "gateway" not in ctx.extras:
         raise RuntimeError("the device gateway is not running (mqtt_mode is off?)")
     fleet = make_fleet(cameras, nvr_channels, doorbells)
@@ -74,11 +74,6 @@ async def resume_demo_devices(ctx, owner_user_id: str, *, state_file, life: bool
 
     Starts a new fleet instead when there is no saved fleet or its devices are no longer
     bound to the demo account (deleted in the app, say)."""
-    from pathlib import Path
-
-    from faoyam.agent.simulator import load_state
-    from faoyam.devices import service
-
     bound = {d.serial for d in await service.list_devices(ctx, owner_user_id) if not d.shared}
     fleet = load_state(state_file) if Path(state_file).exists() else []
     if not fleet or not {i.serial for i in fleet if i.kind != "chime"} <= bound:

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from faoyam.agent.device import DeviceAgent, Identity
+from faoyam.devices.gateway import protocol as p
 
 _ALNUM = string.ascii_uppercase + string.digits
 # (kind, model, serial prefix, channels, abilities)
@@ -112,8 +113,6 @@ class Simulator:
         alarm = await doorbell.raise_alarm("doorbell", 0)
         chime = getattr(doorbell, "chime", None)
         if chime is not None and chime._client is not None:
-            from faoyam.devices.gateway import protocol as p
-
             await chime._client.publish(p.up(chime.serial, p.STATUS),
                                         p.dumps(p.envelope(status={**chime.status(), "rang": True})), qos=0)
         return alarm

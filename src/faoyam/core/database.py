@@ -113,8 +113,6 @@ class Database:
 
     async def create_all(self) -> None:
         """Create every table from the models (tests); production uses migrations."""
-        from faoyam import models  # noqa: F401 - registers every table
-
         async with self.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
 

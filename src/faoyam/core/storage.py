@@ -32,8 +32,6 @@ class BlobStore(ABC):
     @staticmethod
     def new_key(kind: str) -> str:
         if kind not in BLOB_KINDS:
-            import faoyam.models  # noqa: F401 - declarations are made when models import
-        if kind not in BLOB_KINDS:
             raise ValueError(f"blob kind {kind!r} is not declared (privacy.declarations.blob_kind)")
         return f"{kind}/{secrets.token_hex(16)}"
 

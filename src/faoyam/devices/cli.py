@@ -23,13 +23,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from faoyam.core.config import Settings
+
+# Commands import what they use inside their own body, so that ``faoyam --help`` and a
+# light command start fast (importing the whole app takes about 2 s). Start-up speed is
+# the only reason for a function-local import of a faoyam module, and only in CLI modules
+# (docs/decisions/layers.md; tests/test_layers.py checks it).
+
 app = typer.Typer(help="Simulated devices, the RTSP bridge, the device broker.", no_args_is_help=True)
 console = Console(stderr=True)
 
 
-def _settings():
-    from faoyam.core.config import Settings
-
+def _settings() -> Settings:
     s = Settings()
     s.ensure_dirs()
     return s

@@ -14,6 +14,12 @@ from __future__ import annotations
 
 import logging
 
+from faoyam.devices import service as reg
+from faoyam.devices.gateway.core import DeviceGateway, _NoAdmin
+from faoyam.devices.gateway.embedded import EmbeddedBroker
+from faoyam.devices.gateway.mosquitto import DynsecAdmin
+from faoyam.privacy.subjects import ERASURE_HOOKS
+
 log = logging.getLogger("faoyam.gateway")
 
 
@@ -21,25 +27,16 @@ async def start(ctx, *, options=None) -> None:
     s = ctx.settings
     if s.mqtt_mode == "off":
         return
-    from faoyam.devices import service as reg
-    from faoyam.devices.gateway.core import DeviceGateway
-
     if s.mqtt_mode == "embedded":
-        from faoyam.devices.gateway.embedded import EmbeddedBroker
-
         broker = EmbeddedBroker(s.mqtt_host, s.mqtt_port, lambda u, pw: reg.authenticate_device(ctx, u, pw))
         await broker.start()
         ctx.extras["mqtt_broker"] = broker
-        from faoyam.devices.gateway.core import _NoAdmin
-
         gw = DeviceGateway(ctx, host=s.mqtt_host, port=broker.port, username=broker.service_user,
                            password=broker.service_password, options=options, registry=reg,
                            admin=_NoAdmin(broker.kick))
         broker.policy.on_factory_connect = gw.remember_address
         port = broker.port
     else:
-        from faoyam.devices.gateway.mosquitto import DynsecAdmin
-
         gw = DeviceGateway(ctx, host=s.mqtt_host, port=s.mqtt_port, username=s.mqtt_username or "faoyam-gateway",
                            password=s.mqtt_password or "", options=options, registry=reg, external=True)
         gw.admin = DynsecAdmin(gw.publish_raw)
@@ -64,8 +61,6 @@ async def _stop_broker(ctx) -> None:
 def _watch_erasures(ctx, reg) -> None:
     """When an account is erased its devices' credentials are wiped with the rest; this
     also closes their live broker connections at once, instead of at their next reconnect."""
-    from faoyam.privacy.subjects import ERASURE_HOOKS
-
     async def hook(subject):
         if not subject.user_id:
             return None
@@ -84,8 +79,6 @@ def _watch_erasures(ctx, reg) -> None:
 
 
 async def stop(ctx) -> None:
-    from faoyam.privacy.subjects import ERASURE_HOOKS
-
     hook = ctx.extras.pop("erasure_hook", None)
     if hook in ERASURE_HOOKS:
         ERASURE_HOOKS.remove(hook)

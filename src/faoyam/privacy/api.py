@@ -1,4 +1,9 @@
-"""Privacy routes: the processing register (public) and the user's own export (R1, R6)."""
+"""Privacy routes: the processing register (public) and the user's own export (R1, R6).
+
+The engine below (``subjects``, ``register``, ``children``, ...) imports only ``core``; these
+routes need the signed-in user (``accounts.deps``), so they sit at the domains' level,
+like every domain's ``api`` (``docs/decisions/layers.md``).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,11 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from faoyam.accounts.deps import CurrentUser, require_recent_auth
-from faoyam.core.context import Context, get_ctx
 from faoyam.accounts.validation import normalize_email
+from faoyam.core.context import Context, get_ctx
 from faoyam.core.http import client_ip
 from faoyam.privacy import children, register
+from faoyam.privacy.notice import build_notice
 from faoyam.privacy.subjects import export_subject, export_zip, resolve_subject
 
 router = APIRouter(prefix="/api/v1/privacy", tags=["privacy"])
@@ -63,6 +69,4 @@ async def report_child(body: ChildReportIn, request: Request, ctx: Context = Dep
 @router.get("/notice")
 async def notice(ctx: Context = Depends(get_ctx)):
     """The privacy notice: generated from the register and the operator's settings (CT1, CHG1, SH3, R9)."""
-    from faoyam.privacy.notice import build_notice
-
     return build_notice(ctx.settings)

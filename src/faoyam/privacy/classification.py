@@ -7,7 +7,6 @@ none, and ``faoyam privacy check`` prints them for operators who add their own t
 from __future__ import annotations
 
 from faoyam.core.database import Base
-from faoyam.privacy import register
 from faoyam.core.declarations import (
     BLOB_KINDS,
     NotPersonal,
@@ -16,16 +15,16 @@ from faoyam.core.declarations import (
     column_declaration,
     table_declaration,
 )
+from faoyam.core.tables import every_table
+from faoyam.privacy import register
 
 
 def problems() -> list[str]:
-    from faoyam import models  # noqa: F401 - every table registered
-
     out: list[str] = []
     blob_columns: dict[str, list[str]] = {}
     tables = Base.metadata.tables
     roots = []
-    for table in Base.metadata.sorted_tables:
+    for table in every_table():
         decl = table_declaration(table)
         has_personal = False
         for col in table.columns:

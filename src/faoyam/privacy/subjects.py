@@ -26,8 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from faoyam.core.database import Base, Database, utcnow
-from faoyam.core.storage import BlobNotFound, BlobStore
-from faoyam.privacy import register
 from faoyam.core.declarations import (
     BLOB_KINDS,
     Personal,
@@ -35,6 +33,9 @@ from faoyam.core.declarations import (
     column_declaration,
     table_declaration,
 )
+from faoyam.core.storage import BlobNotFound, BlobStore
+from faoyam.core.tables import every_table
+from faoyam.privacy import register
 from faoyam.privacy.models import BlobTombstone, ErasureRecord
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,7 @@ class Subject:
 
 
 def _tables() -> list[Table]:
-    from faoyam import models  # noqa: F401 - make sure every domain's tables are registered
-
-    return list(Base.metadata.sorted_tables)
+    return every_table()
 
 
 def _root_table() -> tuple[Table, SubjectRoot]:

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Request
 
 from faoyam.accounts.deps import CurrentUser, optional_user
+from faoyam.accounts.validation import countries
 from faoyam.core.context import Context, get_ctx
 from faoyam.core.errors import Gone, NotFound, Problem
 from faoyam.devices import service as devices
@@ -92,8 +93,6 @@ async def sharing_page(request: Request, device_id: str = DeviceId, user: Curren
         links = await devices.list_links(ctx, user.id, device_id)
     except NotFound as exc:
         return _not_found(request, exc)
-    from faoyam.accounts.validation import countries
-
     names = dict(countries(page_language(request, user)))
     phone_countries = [names.get(c, c) for c in ctx.settings.phone_share_countries]
     return render(request, "devices/sharing.html", nav="home", device=device, shares=shares, links=links,
