@@ -4,8 +4,8 @@ import pytest
 from sqlalchemy import Column, String, Table
 
 from faoyam.core.database import Base
-from faoyam.privacy import classification
 from faoyam.core.declarations import BLOB_KINDS, blob_kind, personal
+from faoyam.privacy import classification
 
 
 @pytest.mark.req("RET1", "R6")
