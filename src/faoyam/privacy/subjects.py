@@ -26,6 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from faoyam.core.database import Base, Database, utcnow
+from faoyam.core.storage import BlobNotFound, BlobStore
+from faoyam.core.tables import every_table
+from faoyam.privacy import register
 from faoyam.core.declarations import (
     BLOB_KINDS,
     Personal,
@@ -33,9 +36,6 @@ from faoyam.core.declarations import (
     column_declaration,
     table_declaration,
 )
-from faoyam.core.storage import BlobNotFound, BlobStore
-from faoyam.core.tables import every_table
-from faoyam.privacy import register
 from faoyam.privacy.models import BlobTombstone, ErasureRecord
 
 log = logging.getLogger(__name__)
