@@ -240,3 +240,14 @@ def _tiny_png() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (8, 8), (10, 120, 100)).save(buf, "PNG")
     return buf.getvalue()
+
+
+@pytest.mark.parametrize("lang, expected", [("en", "It is valid for {n} minutes."), ("th", "รหัสใช้ได้ {n} นาที")])
+@pytest.mark.parametrize("to", ["u***%40example.com", ""])
+async def test_the_code_page_gives_the_codes_lifetime_from_the_setting(client, ctx, lang, expected, to):
+    """The page says what the mail says (``code_ttl_minutes``), not "a few minutes"."""
+    for minutes in (ctx.settings.code_ttl_minutes, 7):
+        ctx.settings.code_ttl_minutes = minutes
+        r = await client.get(f"/register/confirm?pending=abc&to={to}", headers={"Accept-Language": lang})
+        assert expected.format(n=minutes) in r.text
+        assert "few minutes" not in r.text and "ไม่กี่นาที" not in r.text
