@@ -251,3 +251,19 @@ async def test_the_code_page_gives_the_codes_lifetime_from_the_setting(client, c
         r = await client.get(f"/register/confirm?pending=abc&to={to}", headers={"Accept-Language": lang})
         assert expected.format(n=minutes) in r.text
         assert "few minutes" not in r.text and "ไม่กี่นาที" not in r.text
+
+
+@pytest.mark.parametrize("lang, works, missing", [
+    ("en", ["Your account", "Your devices", "Alarms", "Sharing", "Your data, your rights"],
+     ["Live view", "LIVE", "recording", "Recording", "real time"]),
+    ("th", ["บัญชีของคุณ", "อุปกรณ์ของคุณ", "การแจ้งเตือน", "การแชร์", "ข้อมูลของคุณ สิทธิ์ของคุณ"],
+     ["ดูสด", "บันทึกบนคลาวด์", "เรียลไทม์", "วิดีโอ"]),
+])
+async def test_the_landing_page_offers_only_what_works(client, lang, works, missing):
+    """Accounts, devices, sharing, alarms with pictures, privacy rights — no live view or
+    recording until the media engine brings them."""
+    html = (await client.get("/", headers={"Accept-Language": lang})).text
+    features = re.findall(r'<div class="feature">.*?<h3>(.*?)</h3>', html)
+    assert features == works
+    for word in missing:
+        assert word not in html, word

@@ -175,8 +175,8 @@ async def home(request: Request, user: CurrentUser = Depends(page_user), ctx: Co
 
 
 @router.get("/messages")
-async def messages(request: Request, user: CurrentUser = Depends(page_user)):
-    return render(request, "messages.html", nav="messages")
+async def messages(request: Request, user: CurrentUser = Depends(page_user), ctx: Context = Depends(get_ctx)):
+    return render(request, "messages.html", nav="messages", **await device_pages.messages_data(ctx, user))
 
 
 @router.get("/cloud")
