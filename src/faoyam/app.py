@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None) 
         user = getattr(request.state, "user", None)
         log.info("request", extra={"method": request.method, "route": getattr(route, "path", "?"),
                                    "status": response.status_code, "ms": round((time.perf_counter() - t0) * 1000, 1),
-                                   "user": user.id if user else None})
+                                   "user": user.id if user else None})  # written as a keyed pseudonym
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
@@ -93,5 +93,5 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None) 
     async def healthz():
         return {"ok": True, "version": __version__}
 
-    flog.setup(settings.log_level, settings.log_path, settings.log_json)
+    flog.setup(settings.log_level, settings.log_path, settings.log_json, pseudonym_key=settings.resolved_secret_key)
     return app

@@ -8,6 +8,10 @@
     faoyam privacy erase    erase an account and everything about it
     faoyam privacy purge    remove data past its retention
     faoyam outbox           show mail and SMS written to the local outbox
+
+Commands that read state (outbox, privacy requests, device keys) take ``--data-dir``, say
+which data directory they use, and refuse one that holds no faoyam database instead of
+creating it. An unexpected error prints one line; ``FAOYAM_DEBUG=1`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from faoyam.core.commands import DataDirOption, FriendlyGroup, state_settings
 from faoyam.core.config import Settings
 
 # Commands import what they use inside their own body, so that ``faoyam --help`` and a
@@ -27,7 +32,8 @@ from faoyam.core.config import Settings
 # the only reason for a function-local import of a faoyam module, and only in CLI modules
 # (docs/decisions/layers.md; tests/test_layers.py checks it).
 
-app = typer.Typer(help="faoyam: an open, self-hostable smart-camera cloud.", no_args_is_help=True)
+app = typer.Typer(help="faoyam: an open, self-hostable smart-camera cloud.", no_args_is_help=True,
+                  cls=FriendlyGroup, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="Database schema.")
 privacy_app = typer.Typer(help="Data-subject requests and retention.")
 app.add_typer(db_app, name="db")
@@ -42,7 +48,7 @@ def _add_devices_cli() -> None:
 
 
 _add_devices_cli()
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _settings(**overrides) -> Settings:
@@ -52,7 +58,9 @@ def _settings(**overrides) -> Settings:
 
 
 @app.command()
-def serve(host: str = typer.Option(None), port: int = typer.Option(None), data_dir: Path = typer.Option(None),
+def serve(host: str = typer.Option(None, help="the address to listen on (default: FAOYAM_HOST, 127.0.0.1)"),
+          port: int = typer.Option(None, help="the port to listen on (default: FAOYAM_PORT, 8080)"),
+          data_dir: Path = typer.Option(None, help="the data directory (default: FAOYAM_DATA_DIR, ./faoyam-data)"),
           demo: bool = typer.Option(False, help="bind simulated devices to a demo account")):
     """Run the service (web app, API, device gateway) on embedded defaults unless configured."""
     import uvicorn
@@ -68,7 +76,8 @@ def serve(host: str = typer.Option(None), port: int = typer.Option(None), data_d
 
 
 @app.command()
-def demo(port: int = typer.Option(8080), data_dir: Path = typer.Option(Path("faoyam-data"))):
+def demo(port: int = typer.Option(8080, help="the web app's port"),
+         data_dir: DataDirOption = None):
     """Run the service with a demo account and simulated cameras (see README)."""
     import os
     import socket
@@ -87,18 +96,20 @@ def demo(port: int = typer.Option(8080), data_dir: Path = typer.Option(Path("fao
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head"):
-    """Apply migrations up to ``revision``."""
+def db_upgrade(revision: str = typer.Argument("head", help="the migration to reach (default: the newest)"),
+               data_dir: DataDirOption = None):
+    """Create or update the database schema (migrations up to REVISION)."""
     from faoyam.core.migrate import upgrade
 
-    s = _settings()
+    s = _settings(data_dir=data_dir)
+    console.print(f"data directory: {s.data_dir.resolve()}")
     upgrade(s.db_url, revision)
     console.print("[green]database is up to date[/]")
 
 
 @db_app.command("revision")
-def db_revision(message: str = typer.Option(..., "-m")):
-    """(developers) Autogenerate a migration from the models."""
+def db_revision(message: str = typer.Option(..., "-m", help="what the migration changes (its file name)")):
+    """(developers) Write a new migration from the difference between the models and the database."""
     from faoyam import models  # noqa: F401 - autogenerate compares every table
     from faoyam.core.migrate import revision
 
@@ -119,11 +130,11 @@ def privacy_check():
     console.print("[green]every column and blob kind is declared[/]")
 
 
-async def _with_ctx(fn):
+async def _with_ctx(settings: Settings, fn):
     from faoyam import models  # noqa: F401 - the privacy engine sees every table
     from faoyam.core.context import Context
 
-    ctx = Context.build(_settings())
+    ctx = Context.build(settings)
     try:
         return await fn(ctx)
     finally:
@@ -144,8 +155,9 @@ async def _user_id(ctx, account: str) -> str:
 
 @privacy_app.command("export")
 def privacy_export(account: str = typer.Argument(..., help="user id, email or +phone"),
-                   out: Path = typer.Option(Path("export.zip"), "-o")):
-    """Write everything held about an account (R1, R6) to a ZIP file."""
+                   out: Path = typer.Option(Path("export.zip"), "-o", help="the ZIP file to write"),
+                   data_dir: DataDirOption = None):
+    """Write everything held about an account to a ZIP file (the person's right of access and to a copy)."""
     from faoyam.privacy.subjects import export_subject, export_zip, resolve_subject
 
     async def run(ctx):
@@ -155,15 +167,16 @@ def privacy_export(account: str = typer.Argument(..., help="user id, email or +p
         out.write_bytes(export_zip(doc))
         return doc
 
-    doc = asyncio.run(_with_ctx(run))
+    doc = asyncio.run(_with_ctx(state_settings(data_dir), run))
     n = sum(len(t["rows"]) for t in doc["records"].values())
     console.print(f"[green]wrote {out}[/]: {n} records in {len(doc['records'])} tables, {len(doc['blobs'])} files")
 
 
 @privacy_app.command("erase")
 def privacy_erase(account: str = typer.Argument(..., help="user id, email or +phone"),
-                  yes: bool = typer.Option(False, "--yes", help="do not ask")):
-    """Erase an account and everything about it (R3, CH2)."""
+                  yes: bool = typer.Option(False, "--yes", help="do not ask"), data_dir: DataDirOption = None):
+    """Erase an account and everything about it (on the person's request, or a reported child's account)."""
+    s = state_settings(data_dir)
     if not yes and not typer.confirm(f"Erase {account} and all its data? This cannot be undone"):
         raise typer.Exit(1)
     from faoyam.privacy.subjects import erase_subject, resolve_subject
@@ -174,25 +187,25 @@ def privacy_erase(account: str = typer.Argument(..., help="user id, email or +ph
             subject = await resolve_subject(s, uid)
         return await erase_subject(ctx.db, ctx.blobs, subject)
 
-    r = asyncio.run(_with_ctx(run))
+    r = asyncio.run(_with_ctx(s, run))
     console.print(f"[green]erased[/] {r.rows} rows and {r.blobs} files (record {r.record_id})")
 
 
 @privacy_app.command("purge")
-def privacy_purge():
-    """Remove rows and files past their declared retention (RET1, RET5)."""
+def privacy_purge(data_dir: DataDirOption = None):
+    """Remove rows and files kept past their declared retention (the service also does it hourly)."""
     from faoyam.privacy.subjects import purge_expired
 
-    r = asyncio.run(_with_ctx(lambda ctx: purge_expired(ctx.db, ctx.blobs)))
+    r = asyncio.run(_with_ctx(state_settings(data_dir), lambda ctx: purge_expired(ctx.db, ctx.blobs)))
     console.print(f"[green]purged[/] {r.rows} rows and {r.blobs} files")
 
 
 @privacy_app.command("child-reports")
-def child_reports(all_: bool = typer.Option(False, "--all", help="resolved ones too")):
-    """Reports that an account belongs to a child under 16 (CH2)."""
+def child_reports(all_: bool = typer.Option(False, "--all", help="resolved ones too"), data_dir: DataDirOption = None):
+    """Reports that an account belongs to a child under 16, waiting for the operator."""
     from faoyam.privacy.children import list_reports
 
-    rows = asyncio.run(_with_ctx(lambda ctx: list_reports(ctx, None if all_ else "open")))
+    rows = asyncio.run(_with_ctx(state_settings(data_dir), lambda ctx: list_reports(ctx, None if all_ else "open")))
     out = Console()
     if not rows:
         out.print("no reports")
@@ -202,20 +215,23 @@ def child_reports(all_: bool = typer.Option(False, "--all", help="resolved ones 
 
 
 @privacy_app.command("child-report-resolve")
-def child_report_resolve(report_id: str, reject: bool = typer.Option(False, help="the report is unfounded")):
+def child_report_resolve(report_id: str = typer.Argument(..., help="the report's id (from child-reports)"),
+                         reject: bool = typer.Option(False, help="the report is unfounded"), data_dir: DataDirOption = None):
     """Erase the reported account's data (or reject the report); the report keeps no personal data."""
     from faoyam.accounts.service import find_user_id
     from faoyam.privacy.children import resolve_report
 
-    r = asyncio.run(_with_ctx(lambda ctx: resolve_report(ctx, report_id, erase=not reject,
+    r = asyncio.run(_with_ctx(state_settings(data_dir), lambda ctx: resolve_report(ctx, report_id, erase=not reject,
                                                          find_account=lambda v: find_user_id(ctx, v))))
     console.print(f"[green]resolved[/]: {r['erased_rows']} rows erased")
 
 
 @app.command()
-def outbox(to: str = typer.Option(None, help="only messages to this address"), as_json: bool = typer.Option(False, "--json")):
+def outbox(to: str = typer.Option(None, help="only messages to this address"),
+           as_json: bool = typer.Option(False, "--json", help="print the messages as JSON on stdout"),
+           data_dir: DataDirOption = None):
     """Mail and SMS the embedded default wrote to the outbox instead of sending."""
-    msgs = asyncio.run(_with_ctx(lambda ctx: ctx.messenger.outbox(to)))
+    msgs = asyncio.run(_with_ctx(state_settings(data_dir), lambda ctx: ctx.messenger.outbox(to)))
     if as_json:
         json.dump(msgs, sys.stdout, ensure_ascii=False, indent=2)
         return

@@ -135,6 +135,11 @@ async def test_canary_leaves_no_trace(app, ctx):
     after_blobs = _tree_bytes(ctx.settings.blobs_path)
     after_logs = _tree_bytes(ctx.settings.log_path)
     assert after_logs, "the service wrote no logs: the scan would prove nothing"
+    # The account's id never reaches a log line; its keyed pseudonym does (request lines).
+    from faoyam.core.logging import pseudonym
+
+    assert s["user_id"].encode() not in after_logs, "logs: the account id"
+    assert pseudonym(s["user_id"]).encode() in after_logs
     assert _hits(after_db, markers) == [], "database"
     assert _hits(after_blobs, markers) == [], "blob store"
     assert _hits(after_logs, markers) == [], "logs"

@@ -24,12 +24,21 @@ from faoyam.devices.schemas import AddDeviceIn
 log = logging.getLogger("faoyam.agent.demo")
 
 
+# The first alarm comes this soon after start, so the Messages tab has something to show.
+FIRST_ALARM_AFTER_S = 5.0
+
+
 @dataclass
 class DemoDevices:
     simulator: Simulator
     identities: list[Identity]
     device_ids: list[str] = field(default_factory=list)
     _life: asyncio.Task | None = None
+
+    @property
+    def broker_port(self) -> int:
+        """The MQTT port the devices use (the embedded broker may have taken a free one)."""
+        return self.simulator.port
 
     async def stop(self) -> None:
         if self._life:
@@ -43,6 +52,10 @@ async def start_demo_devices(ctx, owner_user_id: str, *, cameras: int = 2, nvr_c
                              life: bool = True, alarm_every: float = 90.0, wait: bool = True,
                              state_file=None) -> DemoDevices:
     """Factory-register a small fleet, bind it to the account and run it in-process.
+
+    Each device has a name of its own; with ``life`` they raise an alarm with a snapshot
+    every ``alarm_every`` seconds on average across the fleet, the first a few seconds
+    after start.
 
     Needs the gateway started (``mqtt_mode`` embedded or external). Chimes are bound with
     their doorbell by ``add_device``; everything else is added one by one. Returns a
@@ -90,7 +103,8 @@ async def _run(ctx, handle: DemoDevices, fleet, *, life: bool, alarm_every: floa
         gw = ctx.extras["gateway"]
         await gw.wait_until(lambda: all(gw.is_connected(i.serial) for i in fleet), 30)
     if life:
-        handle._life = asyncio.create_task(handle.simulator.life(alarm_every=alarm_every, flap_every=300))
+        handle._life = asyncio.create_task(handle.simulator.life(alarm_every=alarm_every, flap_every=300,
+                                                                 first_alarm_after=FIRST_ALARM_AFTER_S))
     ctx.extras["demo_devices"] = handle
     log.info("demo devices running", extra={"devices": len(fleet)})
     return handle

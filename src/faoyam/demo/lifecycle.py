@@ -51,7 +51,11 @@ async def start(ctx: Context) -> None:
         return
     # Same fleet as last time when there is one (same serials and credentials), else a new one.
     handle = await resume_demo_devices(ctx, uid, state_file=ctx.settings.data_dir / "demo-devices.json")
-    print(f"  {len(handle.identities)} simulated devices are online.\n", flush=True)  # noqa: T201
+    print(f"  {len(handle.identities)} simulated devices are online.", flush=True)  # noqa: T201
+    if handle.broker_port != 1883:  # not where an MQTT client looks first: say where it is
+        print(f"  Their MQTT broker listens on port {handle.broker_port} (not 1883); "  # noqa: T201
+              f"add more with: faoyam simulate --port {handle.broker_port}", flush=True)
+    print(flush=True)  # noqa: T201
 
 
 async def stop(ctx: Context) -> None:

@@ -8,6 +8,7 @@ through ``/api/v1/devices…`` from the browser, as with the account pages.
 from __future__ import annotations
 
 import zoneinfo
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -18,6 +19,7 @@ from faoyam.accounts.validation import countries
 from faoyam.core.context import Context, get_ctx
 from faoyam.core.errors import Gone, NotFound, Problem
 from faoyam.devices import service as devices
+from faoyam.devices.schemas import AlarmOut, DeviceOut
 from faoyam.web.deps import page_user
 from faoyam.web.templating import page_language, render
 
@@ -46,6 +48,33 @@ async def home_data(ctx: Context, user: CurrentUser) -> dict[str, Any]:
     incoming = await devices.incoming_shares(ctx, user.id)
     pending = sum(1 for i in incoming if i.status == "pending")
     return {"devices": mine, "pending_invites": pending, **_common(ctx)}
+
+
+@dataclass(frozen=True)
+class AlarmMessage:
+    """One line of the Messages tab: an alarm and the device (and channel) it came from."""
+
+    alarm: AlarmOut
+    device: DeviceOut
+
+    @property
+    def channel_name(self) -> str | None:
+        if len(self.device.channels) < 2:
+            return None
+        return next((c.name for c in self.device.channels if c.index == self.alarm.channel), None) \
+            or f"#{self.alarm.channel + 1}"
+
+
+async def messages_data(ctx: Context, user: CurrentUser, limit: int = 50) -> dict[str, Any]:
+    """Messages: the alarms (kept seven days) of every device whose alarms the account may
+    see — its own, and shared ones with the alarms permission — newest first."""
+    found: list[AlarmMessage] = []
+    for d in await devices.list_devices(ctx, user.id):
+        if d.kind == "chime" or "alarms" not in d.permissions:
+            continue
+        found += [AlarmMessage(a, d) for a in await devices.list_alarms(ctx, user.id, d.id, limit)]
+    found.sort(key=lambda m: m.alarm.at, reverse=True)
+    return {"alarms": found[:limit], **_common(ctx)}
 
 
 def _not_found(request: Request, problem: Problem | None = None):

@@ -151,10 +151,12 @@ async def register_page(request: Request, user: CurrentUser | None = Depends(opt
 
 @router.get("/register/confirm")
 async def confirm_page(request: Request, pending: str = "", to: str = "",
-                       user: CurrentUser | None = Depends(optional_user)):
+                       user: CurrentUser | None = Depends(optional_user), ctx: Context = Depends(get_ctx)):
     if user is not None:
         return RedirectResponse("/home", status_code=303)
-    return render(request, "confirm.html", pending_id=pending[:64], sent_to=to[:254])
+    # The same setting as the code's expiry and the mail that carries it: the page cannot drift.
+    return render(request, "confirm.html", pending_id=pending[:64], sent_to=to[:254],
+                  code_minutes=ctx.settings.code_ttl_minutes)
 
 
 @router.get("/password-reset")
@@ -174,8 +176,8 @@ async def home(request: Request, user: CurrentUser = Depends(page_user), ctx: Co
 
 
 @router.get("/messages")
-async def messages(request: Request, user: CurrentUser = Depends(page_user)):
-    return render(request, "messages.html", nav="messages")
+async def messages(request: Request, user: CurrentUser = Depends(page_user), ctx: Context = Depends(get_ctx)):
+    return render(request, "messages.html", nav="messages", **await device_pages.messages_data(ctx, user))
 
 
 @router.get("/cloud")
