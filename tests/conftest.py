@@ -21,7 +21,7 @@ from faoyam.core.config import Settings
 from faoyam.core.context import Context
 from faoyam.core.database import Base
 
-pytest_plugins = ["tests.compliance"]
+pytest_plugins = ["tests.compliance", "tests.s3server"]
 
 DB_KIND = os.environ.get("FAOYAM_TEST_DB", "sqlite")
 PG_ADMIN = os.environ.get("FAOYAM_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
