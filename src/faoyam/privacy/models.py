@@ -14,14 +14,19 @@ from faoyam.privacy.declarations import Expiry, Link, TablePrivacy, not_personal
 class BlobTombstone(Base):
     """A blob whose owning rows are gone and which must be deleted from the store.
 
-    Written in the same transaction that removes the rows, so a crash between the
-    database commit and the blob deletion leaves a record the sweeper finishes.
+    Written in the same transaction that removes the rows (or drops the reference), so a
+    crash between the database commit and the blob deletion leaves a record the sweeper
+    finishes. A deletion that fails is retried later with a growing delay
+    (``attempts``, ``next_try_at``), never blocking the other tombstones.
     """
 
     __tablename__ = "blob_tombstones"
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True, info=not_personal("random blob key, no content"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, info=not_personal("bookkeeping"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0",
+                                          info=not_personal("failed deletion attempts so far"))
+    next_try_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, info=not_personal("bookkeeping: retry not before"))
 
 
 class ErasureRecord(Base):
