@@ -8,6 +8,7 @@
     faoyam privacy erase    erase an account and everything about it
     faoyam privacy purge    remove data past its retention
     faoyam outbox           show mail and SMS written to the local outbox
+    faoyam blobs check      find files no record uses, and records whose file is gone
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import typer
 from rich.console import Console
 
 from faoyam.core.config import Settings
+from faoyam.privacy import blobs_cli
 
 app = typer.Typer(help="faoyam: an open, self-hostable smart-camera cloud.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.")
@@ -37,6 +39,7 @@ def _add_devices_cli() -> None:
 
 
 _add_devices_cli()
+app.add_typer(blobs_cli.app, name="blobs")
 console = Console(stderr=True)
 
 
@@ -138,18 +141,13 @@ async def _user_id(ctx, account: str) -> str:
 def privacy_export(account: str = typer.Argument(..., help="user id, email or +phone"),
                    out: Path = typer.Option(Path("export.zip"), "-o")):
     """Write everything held about an account (R1, R6) to a ZIP file."""
-    from faoyam.privacy.subjects import export_subject, export_zip, resolve_subject
+    from faoyam.privacy.export import write_zip_file
 
     async def run(ctx):
-        uid = await _user_id(ctx, account)
-        async with ctx.db.session() as s:
-            doc = await export_subject(s, ctx.blobs, await resolve_subject(s, uid))
-        out.write_bytes(export_zip(doc))
-        return doc
+        return await write_zip_file(ctx, await _user_id(ctx, account), out)
 
-    doc = asyncio.run(_with_ctx(run))
-    n = sum(len(t["rows"]) for t in doc["records"].values())
-    console.print(f"[green]wrote {out}[/]: {n} records in {len(doc['records'])} tables, {len(doc['blobs'])} files")
+    n = asyncio.run(_with_ctx(run))
+    console.print(f"[green]wrote {out}[/]: {n:,} bytes")
 
 
 @privacy_app.command("erase")
