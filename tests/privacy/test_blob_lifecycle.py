@@ -103,7 +103,8 @@ async def test_a_blob_written_before_a_failed_insert_is_removed(client, ctx):
             key = await tx.put("profile_photo", b"\xff\xd8\xff fake jpeg")
             assert key in await _keys(ctx)
             # The insert fails at commit: the address is taken (a unique constraint).
-            tx.session.add(User(email="taken@example.com", country="TH", nickname="Dup", photo_key=key))
+            tx.session.add(User(email="taken@example.com", country="TH", nickname="Dup", photo_key=key,
+                                age_confirmed_at=utcnow()))
     assert key not in await _keys(ctx)
     # When even that delete fails, the fresh blob is tombstoned for the sweep instead.
     real = ctx.blobs.delete

@@ -48,11 +48,17 @@ class ChildReport(Base):
     The reporter's address is kept to answer them; the reported account identifier to
     find the data. Both go when the report is resolved (anonymised, the record of the
     report's handling stays) and in any case after a year.
+
+    The row is about two people, so each link is scoped: the reporter sees (and erases)
+    their address and what they wrote; the reported person their identifier. Erasing
+    one leaves the other's columns, and the report, in place.
     """
 
     __tablename__ = "child_reports"
     __privacy__ = TablePrivacy(
-        subject=(Link("reporter_email", key="email"), Link("reported", key="email"), Link("reported", key="phone")),
+        subject=(Link("reporter_email", key="email", columns=("reporter_email", "details")),
+                 Link("reported", key="email", columns=("reported",)),
+                 Link("reported", key="phone", columns=("reported",))),
         on_erase="anonymise",
         expiry=Expiry("created_at", dt.timedelta(days=365)),
     )
