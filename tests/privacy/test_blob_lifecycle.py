@@ -106,6 +106,17 @@ async def test_a_blob_written_before_a_failed_insert_is_removed(client, ctx):
             tx.session.add(User(email="taken@example.com", country="TH", nickname="Dup", photo_key=key,
                                 age_confirmed_at=utcnow()))
     assert key not in await _keys(ctx)
+
+    async def video():
+        for _ in range(3):
+            yield b"\x00" * 1000
+
+    with pytest.raises(RuntimeError):
+        async with blob_transaction(ctx.db, ctx.blobs) as tx:
+            streamed = await tx.put_stream("profile_photo", video())
+            assert (await ctx.blobs.stat(streamed)).size == 3000
+            raise RuntimeError("the upload's row could not be written")
+    assert streamed not in await _keys(ctx)
     # When even that delete fails, the fresh blob is tombstoned for the sweep instead.
     real = ctx.blobs.delete
 

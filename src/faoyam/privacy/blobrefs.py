@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -150,6 +150,13 @@ class BlobChange:
         key = self.blobs.new_key(kind)
         self.written.append(key)  # before the write: a half-written blob is removed too
         await self.blobs.write(key, data)
+        return key
+
+    async def put_stream(self, kind: str, chunks: AsyncIterable[bytes]) -> str:
+        """``put`` for a large blob, written chunk by chunk (never whole in memory)."""
+        key = self.blobs.new_key(kind)
+        self.written.append(key)
+        await self.blobs.write_stream(key, chunks)
         return key
 
     def drop(self, key: str | None) -> None:
