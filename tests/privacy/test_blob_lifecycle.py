@@ -270,3 +270,26 @@ def test_blobs_check_command_reports_in_plain_words_and_repairs(settings, monkey
     r = runner.invoke(app, ["blobs", "check", "--repair"])
     assert r.exit_code == 0, r.output
     assert "deleted 1 unused file" in r.output and not path.exists()
+
+
+@pytest.mark.req("R3")
+async def test_a_huge_erasure_answers_after_a_bounded_sweep_and_the_job_finishes(client, ctx, monkeypatch):
+    from faoyam.core.models import OutboundMessage
+    from faoyam.privacy import blobrefs
+    from faoyam.privacy.subjects import erase_subject, resolve_subject
+
+    s = await register(client, ctx, email="many@example.com")
+    async with blob_transaction(ctx.db, ctx.blobs) as tx:
+        for i in range(5):
+            key = await tx.put("mail_outbox", b"mail %d" % i)
+            tx.session.add(OutboundMessage(channel="email", recipient="many@example.com", user_id=s["user_id"],
+                                           template="t", body_key=key, backend="outbox"))
+    monkeypatch.setattr(blobrefs, "INLINE_SWEEP", 2)
+    async with ctx.db.session() as session:
+        subject = await resolve_subject(session, s["user_id"])
+    report = await erase_subject(ctx.db, ctx.blobs, subject)
+    assert report.blobs == 6  # five mails and the registration code's
+    assert len(await _tombstones(ctx)) == 4 and len(await _keys(ctx)) == 4
+    assert (await sweep_tombstones(ctx.db, ctx.blobs, limit=3)).deleted == 3
+    assert (await sweep_tombstones(ctx.db, ctx.blobs)).deleted == 1
+    assert await _keys(ctx) == set() and await _tombstones(ctx) == {}

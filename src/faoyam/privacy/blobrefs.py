@@ -76,61 +76,82 @@ class SweepReport:
     failed: list[str] = field(default_factory=list)  # keys whose deletion failed this time
 
 
+async def _sweep_due(db: Database, blobs: BlobStore, due: list[tuple[str, int]], now: dt.datetime,
+                     report: SweepReport) -> None:
+    """Delete the blobs of ``due`` (key, attempts so far) one by one, then record the
+    outcome: tombstones of deleted blobs go, failed ones get their next try."""
+    done: list[str] = []
+    failed: list[tuple[str, int]] = []
+    for key, attempts in due:
+        try:
+            await blobs.delete(key)
+        except Exception as exc:  # noqa: BLE001 - one bad key must not block the others
+            failed.append((key, attempts + 1))
+            log.warning("privacy.sweep_failed", extra={"kind": key.partition("/")[0], "attempts": attempts + 1,
+                                                       "error": type(exc).__name__})
+        else:
+            done.append(key)
+    async with db.transaction() as s:
+        if done:
+            await s.execute(delete(BlobTombstone).where(BlobTombstone.key.in_(done)))
+        for key, attempts in failed:
+            await s.execute(update(BlobTombstone).where(BlobTombstone.key == key).values(
+                attempts=attempts, next_try_at=now + retry_delay(attempts)))
+    report.deleted += len(done)
+    report.failed.extend(k for k, _ in failed)
+
+
+def _due(now: dt.datetime):
+    return (select(BlobTombstone.key, BlobTombstone.attempts)
+            .where(or_(BlobTombstone.next_try_at.is_(None), BlobTombstone.next_try_at <= now))
+            .order_by(BlobTombstone.key).limit(SWEEP_BATCH))
+
+
 async def sweep_tombstones(db: Database, blobs: BlobStore, *, keys: Iterable[str] | None = None,
                            now: dt.datetime | None = None, limit: int | None = None) -> SweepReport:
     """Delete tombstoned blobs that are due, then their tombstones.
 
     ``keys`` limits the sweep to these tombstones (right after a commit, to delete at once
-    what that transaction dropped); otherwise every due tombstone is swept, ``limit`` at a
-    time. Never raises for a blob that cannot be deleted: its tombstone records the failure
-    and the next try. Safe to run any time, on any number of nodes.
+    what that transaction dropped); otherwise every due tombstone is swept. ``limit``
+    stops after that many keys. Never raises for a blob that cannot be deleted: its
+    tombstone records the failure and the next try. Safe to run any time, on any number
+    of nodes (deleting a missing blob is not an error).
     """
     now = now or utcnow()
     report = SweepReport()
-    only = list(dict.fromkeys(keys)) if keys is not None else None
-    if only == []:
+
+    def enough() -> bool:
+        return limit is not None and report.deleted + len(report.failed) >= limit
+
+    if keys is not None:
+        only = list(dict.fromkeys(keys))[:limit]
+        for start in range(0, len(only), SWEEP_BATCH):
+            async with db.session() as s:
+                due = (await s.execute(_due(now).where(BlobTombstone.key.in_(only[start : start + SWEEP_BATCH])))).all()
+            await _sweep_due(db, blobs, [tuple(r) for r in due], now, report)
         return report
     last = ""
-    while True:
-        q = (select(BlobTombstone.key, BlobTombstone.attempts)
-             .where(or_(BlobTombstone.next_try_at.is_(None), BlobTombstone.next_try_at <= now), BlobTombstone.key > last)
-             .order_by(BlobTombstone.key).limit(SWEEP_BATCH))
-        if only is not None:
-            q = q.where(BlobTombstone.key.in_(only))
+    while not enough():
+        size = SWEEP_BATCH if limit is None else min(SWEEP_BATCH, limit - report.deleted - len(report.failed))
         async with db.session() as s:
-            due = (await s.execute(q)).all()
+            due = (await s.execute(_due(now).where(BlobTombstone.key > last).limit(size))).all()
         if not due:
             break
         last = due[-1][0]
-        done: list[str] = []
-        failed: list[tuple[str, int]] = []
-        for key, attempts in due:
-            try:
-                await blobs.delete(key)
-            except Exception as exc:  # noqa: BLE001 - one bad key must not block the others
-                failed.append((key, attempts + 1))
-                log.warning("privacy.sweep_failed", extra={"kind": key.partition("/")[0], "attempts": attempts + 1,
-                                                           "error": type(exc).__name__})
-            else:
-                done.append(key)
-        async with db.transaction() as s:
-            if done:
-                await s.execute(delete(BlobTombstone).where(BlobTombstone.key.in_(done)))
-            for key, attempts in failed:
-                await s.execute(update(BlobTombstone).where(BlobTombstone.key == key).values(
-                    attempts=attempts, next_try_at=now + retry_delay(attempts)))
-        report.deleted += len(done)
-        report.failed.extend(k for k, _ in failed)
-        if limit is not None and report.deleted + len(report.failed) >= limit:
-            break
+        await _sweep_due(db, blobs, [tuple(r) for r in due], now, report)
     return report
+
+
+# An erasure or a change deletes at most this many of its blobs before it answers; the
+# sweep job (every minute) deletes the rest, so a request never waits on a huge erasure.
+INLINE_SWEEP = 200
 
 
 async def sweep_quietly(db: Database, blobs: BlobStore, keys: Iterable[str]) -> SweepReport:
     """The after-commit sweep of what one transaction dropped: it must never undo the
     success of that transaction, so nothing it meets is raised (the job retries)."""
     try:
-        return await sweep_tombstones(db, blobs, keys=keys)
+        return await sweep_tombstones(db, blobs, keys=keys, limit=INLINE_SWEEP)
     except Exception:  # noqa: BLE001 - the tombstones stay; the sweep job finishes them
         log.exception("privacy.sweep_after_commit_failed")
         return SweepReport()

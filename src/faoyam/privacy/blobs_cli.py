@@ -67,7 +67,7 @@ def report(r: BlobCheck, *, repair: bool, grace_hours: float) -> None:
     if r.clean:
         out.print("[green]✓[/] Every file belongs to a record, and every record's file is there.")
     if r.orphans:
-        out.print(f"[yellow]![/] {_plural(r.orphans.__len__(), 'file belongs', 'files belong')} to no record "
+        out.print(f"[yellow]![/] {_plural(len(r.orphans), 'file belongs', 'files belong')} to no record "
                   f"(older than {grace_hours:g} hours):")
         for key in r.orphans[:SHOW]:
             out.print(f"    {key}")

@@ -38,7 +38,7 @@ from faoyam.core.database import Database, utcnow
 from faoyam.core.storage import BlobNotFound, BlobStore
 from faoyam.privacy import register
 from faoyam.privacy.declarations import BLOB_KINDS, Personal, column_declaration
-from faoyam.privacy.subjects import Subject, _tables, link_conditions, resolve_subject
+from faoyam.privacy.subjects import Subject, declared_tables, link_conditions, resolve_subject
 
 FORMAT = "faoyam-export/1"
 PAGE = 500  # rows per query
@@ -119,7 +119,7 @@ async def _records(db: Database, subject: Subject, seen: _Seen) -> AsyncIterator
     """The ``records`` object as JSON text, row by row. Tables without rows are left out."""
     yield "{"
     first_table = True
-    for table in _tables():
+    for table in declared_tables():
         first_row = True
         async for out in _table_rows(db, table, subject, seen):
             if first_row:

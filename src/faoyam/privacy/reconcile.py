@@ -30,7 +30,7 @@ from faoyam.core.database import Database, utcnow
 from faoyam.core.storage import BlobNotFound, BlobStore
 from faoyam.privacy.declarations import Personal, column_declaration
 from faoyam.privacy.models import BlobTombstone
-from faoyam.privacy.subjects import _tables
+from faoyam.privacy.subjects import declared_tables
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ BATCH = 500
 
 def blob_columns() -> list[tuple[Table, Column]]:
     """Every column declared to hold blob keys."""
-    return [(t, c) for t in _tables() for c in t.columns
+    return [(t, c) for t in declared_tables() for c in t.columns
             if isinstance(d := column_declaration(c), Personal) and d.blob]
 
 
@@ -147,7 +147,7 @@ async def _delete_orphans(db: Database, blobs: BlobStore, orphans: list[str]) ->
 
 
 async def _null_dangling(db: Database, blobs: BlobStore, dangling: list[Dangling]) -> int:
-    tables = {t.name: t for t in _tables()}
+    tables = {t.name: t for t in declared_tables()}
     n = 0
     for d in dangling:
         if not d.nullable or await blobs.exists(d.key):

@@ -35,6 +35,8 @@ __all__ = ["Subject", "erase_subject", "purge_expired", "remove_rows", "resolve_
 
 log = logging.getLogger(__name__)
 
+CHUNK = 500  # rows per retention transaction, and per statement of a removal
+
 
 @dataclass(frozen=True)
 class Subject:
@@ -48,14 +50,15 @@ class Subject:
         return {"user_id": self.user_id, "emails": sorted(self.emails), "phones": sorted(self.phones)}
 
 
-def _tables() -> list[Table]:
+def declared_tables() -> list[Table]:
+    """Every table of every domain, parents before children."""
     from faoyam import models  # noqa: F401 - make sure every domain's tables are registered
 
     return list(Base.metadata.sorted_tables)
 
 
 def _root_table() -> tuple[Table, SubjectRoot]:
-    for t in _tables():
+    for t in declared_tables():
         d = table_declaration(t)
         if d is not None and isinstance(d.subject, SubjectRoot):
             return t, d.subject
@@ -213,7 +216,7 @@ async def _remove(session: AsyncSession, conditions: Conditions) -> tuple[dict[s
     ``via`` link of a child looks through its parent. Blob keys of removed values are
     tombstoned in the same transaction.
     """
-    tables = [t for t in _tables() if conditions.get(t.name)]
+    tables = [t for t in declared_tables() if conditions.get(t.name)]
     plans: dict[str, _TablePlan] = {}
     blob_keys: list[str] = []
     for t in tables:
@@ -269,7 +272,7 @@ ERASURE_HOOKS: list[ErasureHook] = []
 def subject_conditions(subject: Subject) -> Conditions:
     """Every row of every table that reaches ``subject``, each link with its column scope."""
     out: Conditions = {}
-    for t in _tables():
+    for t in declared_tables():
         reaches = [Reach(cond, link.columns if link is not None else None) for link, cond in link_conditions(t, subject)]
         if reaches:
             out[t.name] = reaches
@@ -303,7 +306,7 @@ def _with_children(conds: Conditions) -> Conditions:
     changed = True
     while changed:
         changed = False
-        for t in _tables():
+        for t in declared_tables():
             decl = table_declaration(t)
             if t.name in conds or decl is None:
                 continue
@@ -327,9 +330,6 @@ async def remove_rows(db: Database, blobs: BlobStore, table: str, condition: Col
 
 
 # Retention -------------------------------------------------------------------------
-
-CHUNK = 500  # rows per retention transaction (and per statement of a removal)
-
 
 async def _purge_table(db: Database, t: Table, cutoff_condition: ColumnElement[bool], chunk: int,
                        report: RemovalReport, swept: list[str]) -> None:
@@ -368,7 +368,7 @@ async def purge_expired(db: Database, blobs: BlobStore, now: dt.datetime | None 
     started = utcnow()
     report = RemovalReport()
     swept: list[str] = []
-    for t in _tables():
+    for t in declared_tables():
         d = table_declaration(t)
         if d is None or d.expiry is None:
             continue
