@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import signal
 import shutil
 import socket
 import subprocess
@@ -60,6 +61,7 @@ class SeaweedS3:
     bucket: str
     proc: subprocess.Popen
     workdir: Path
+    ports: tuple[int, ...] = ()
     access_key: str = "faoyam-test"
     secret_key: str = "faoyam-test-secret"
     part_size: int = 5 * 1024 * 1024  # the S3 minimum: multipart tests stay small
@@ -77,15 +79,19 @@ class SeaweedS3:
                f"-master.port={m}", f"-master.port.grpc={mg}", f"-volume.port={v}", f"-volume.port.grpc={vg}",
                f"-filer.port={f}", f"-filer.port.grpc={fg}", "-s3", f"-s3.port={s}", f"-s3.port.grpc={sg}",
                "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
-               "-master.volumeSizeLimitMB=64", "-volume.max=50"]
+               "-master.volumeSizeLimitMB=64", "-volume.max=50", "-volume.preStopSeconds=0"]
         log = open(workdir / "weed.log", "wb")
+        # TMPDIR: weed puts its logs and its gRPC unix sockets in the temp dir; keep them
+        # in the work dir, which stop() removes.
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-        server = cls(endpoint=f"http://127.0.0.1:{s}", bucket=BUCKET, proc=proc, workdir=workdir)
+                                env={**os.environ, "TMPDIR": str(workdir)}, start_new_session=True)
+        log.close()  # the child holds its own descriptor
+        server = cls(endpoint=f"http://127.0.0.1:{s}", bucket=BUCKET, proc=proc, workdir=workdir,
+                     ports=(m, mg, v, vg, f, fg, s, sg))
         try:
             server._wait_ready()
         except BaseException:
-            server.stop(keep_log=True)
+            server.stop()
             raise
         return server
 
@@ -120,21 +126,24 @@ class SeaweedS3:
             raise S3Unavailable(f"{method} {path}: HTTP {exc.code}") from exc
 
     def _log_tail(self) -> str:
+        """The reason weed gave: its fatal (F...) lines, else the end of its log."""
         try:
-            return (self.workdir / "weed.log").read_text(errors="replace")[-800:]
+            text = (self.workdir / "weed.log").read_text(errors="replace")
         except OSError:
             return ""
+        fatal = [line for line in text.splitlines() if re.match(r"F\d{4} ", line)]
+        return " / ".join(fatal[-2:]) if fatal else text[-400:]
 
-    def stop(self, keep_log: bool = False) -> None:
+    def stop(self) -> None:
+        # The data is throw-away and weed takes ~15 s to shut down gracefully: kill it.
         if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if not keep_log:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        # Some gRPC sockets ignore TMPDIR and land in /tmp, named by their port.
+        for port in self.ports:
+            for sock in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+                sock.unlink(missing_ok=True)
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     # What tests use -----------------------------------------------------------------------
     @staticmethod
