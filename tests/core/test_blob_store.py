@@ -180,6 +180,21 @@ async def test_multipart_a_blob_larger_than_the_part_size(store: BlobStore, left
     assert await leftovers() == []
 
 
+async def test_a_writer_that_raises_mid_multipart_aborts_the_upload(store: BlobStore, leftovers):
+    part = getattr(store, "part_size", 5 * MB)
+    key = BlobStore.new_key("alarm_snapshot")
+    with pytest.raises(Boom):
+        async with store.open_writer(key) as w:
+            for _ in range(3):
+                await w.write(pattern(part, seed=4))
+            # The partial blob exists somewhere now (temp file, open multipart upload):
+            # this is what the check below must find gone.
+            assert await leftovers() != []
+            raise Boom()
+    assert not await store.exists(key)
+    assert await leftovers() == []
+
+
 async def test_keys_listing_by_prefix(store: BlobStore):
     a = {await store.put("alarm_snapshot", b"a") for _ in range(3)}
     c = {await store.put("device_cover", b"c") for _ in range(2)}
