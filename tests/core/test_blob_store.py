@@ -180,6 +180,21 @@ async def test_multipart_a_blob_larger_than_the_part_size(store: BlobStore, left
     assert await leftovers() == []
 
 
+async def test_a_writer_that_raises_mid_multipart_aborts_the_upload(store: BlobStore, leftovers):
+    part = getattr(store, "part_size", 5 * MB)
+    key = BlobStore.new_key("alarm_snapshot")
+    with pytest.raises(Boom):
+        async with store.open_writer(key) as w:
+            for _ in range(3):
+                await w.write(pattern(part, seed=4))
+            # The partial blob exists somewhere now (temp file, open multipart upload):
+            # this is what the check below must find gone.
+            assert await leftovers() != []
+            raise Boom()
+    assert not await store.exists(key)
+    assert await leftovers() == []
+
+
 async def test_keys_listing_by_prefix(store: BlobStore):
     a = {await store.put("alarm_snapshot", b"a") for _ in range(3)}
     c = {await store.put("device_cover", b"c") for _ in range(2)}
@@ -264,3 +279,27 @@ async def test_local_writer_is_invisible_until_commit(tmp_path):
     assert await store.read(key) == b"part one part two"
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [key.split("/")[1]]
     assert os.stat(tmp_path / "alarm_snapshot" / key.split("/")[1][:2] / key.split("/")[1]).st_size == 17
+
+
+# Choosing a backend --------------------------------------------------------------------
+
+
+def test_settings_pick_the_backend(tmp_path, monkeypatch):
+    from faoyam.core.config import Settings
+    from faoyam.core.storage import make_blob_store
+    from faoyam.core.storage_s3 import S3BlobStore
+
+    assert isinstance(make_blob_store(Settings(data_dir=tmp_path, _env_file=None)), LocalBlobStore)
+    monkeypatch.setenv("FAOYAM_BLOB_BACKEND", "s3")
+    monkeypatch.setenv("FAOYAM_S3_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("FAOYAM_S3_BUCKET", "cams")
+    monkeypatch.setenv("FAOYAM_S3_PREFIX", "site-a")
+    monkeypatch.setenv("FAOYAM_S3_PART_SIZE", str(6 * MB))
+    store = make_blob_store(Settings(data_dir=tmp_path, _env_file=None))
+    assert isinstance(store, S3BlobStore) and store.part_size == 6 * MB and store.s3.prefix == "site-a"
+    monkeypatch.delenv("FAOYAM_S3_BUCKET")
+    with pytest.raises(ValueError, match="FAOYAM_S3_BUCKET"):
+        make_blob_store(Settings(data_dir=tmp_path, _env_file=None))
+    monkeypatch.setenv("FAOYAM_S3_PART_SIZE", str(MB))  # below S3's 5 MiB floor for parts
+    with pytest.raises(ValueError):
+        Settings(data_dir=tmp_path, _env_file=None)
