@@ -3,9 +3,9 @@ erasure that never fails after it committed, and the orphan reconciler."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
-import os
 
 import pytest
 from PIL import Image
@@ -187,22 +187,33 @@ async def test_deleting_the_account_succeeds_and_ends_the_session_when_the_store
     assert await _keys(ctx) == set() and await _tombstones(ctx) == {}
 
 
-def _age(ctx, key: str, hours: float) -> None:
-    """Make a stored blob look ``hours`` old (local store: its file's mtime)."""
-    path = ctx.blobs._path(key)
-    t = (utcnow() - dt.timedelta(hours=hours)).timestamp()
-    os.utime(path, (t, t))
+def _aged(ctx, monkeypatch, **hours_by_key: float):
+    """Make stored blobs look old: the store's ``stat`` reports them ``hours`` older than
+    now (works on every backend; S3 has no way to back-date an object)."""
+    real = ctx.blobs.stat
+    ages = {k.replace("__", "/"): h for k, h in hours_by_key.items()}
+
+    async def stat(key):
+        st = await real(key)
+        if key in ages:
+            return dataclasses.replace(st, modified=utcnow() - dt.timedelta(hours=ages[key]))
+        return st
+
+    monkeypatch.setattr(ctx.blobs, "stat", stat)
+
+
+def _k(key: str) -> str:
+    return key.replace("/", "__")
 
 
 @pytest.mark.req("R3")
-async def test_the_reconciler_finds_orphans_and_dangling_references_and_repairs_them(client, ctx):
+async def test_the_reconciler_finds_orphans_and_dangling_references_and_repairs_them(client, ctx, monkeypatch):
     s = await register(client, ctx, email="rec@example.com")
     await client.put("/api/v1/me/photo", content=_png(), headers={**bearer(s), "content-type": "image/png"})
     photo = await _photo_key(ctx, s["user_id"])
     old_orphan = await ctx.blobs.put("profile_photo", b"left by a crash")
     new_orphan = await ctx.blobs.put("device_cover", b"an upload whose row is being written")
-    _age(ctx, old_orphan, 48)
-    _age(ctx, photo, 48)  # referenced: never an orphan, however old
+    _aged(ctx, monkeypatch, **{_k(old_orphan): 48, _k(photo): 48})  # the photo is referenced: never an orphan
     r = await check_blobs(ctx.db, ctx.blobs)
     assert r.orphans == [old_orphan] and r.recent == [new_orphan] and r.dangling == [] and r.deleted == 0
     assert old_orphan in await _keys(ctx)  # a check alone changes nothing
@@ -219,28 +230,27 @@ async def test_the_reconciler_finds_orphans_and_dangling_references_and_repairs_
     assert r.clean and r.recent == [new_orphan]
 
 
-async def test_the_reconciler_refuses_to_repair_a_store_that_looks_like_the_wrong_database(ctx):
+async def test_the_reconciler_refuses_to_repair_a_store_that_looks_like_the_wrong_database(ctx, monkeypatch):
     keys = [await ctx.blobs.put("device_cover", b"x%d" % i) for i in range(25)]
-    for k in keys:
-        _age(ctx, k, 48)
+    _aged(ctx, monkeypatch, **{_k(k): 48 for k in keys})
     r = await check_blobs(ctx.db, ctx.blobs, repair_orphans=True)
     assert r.refused and r.deleted == 0 and await _keys(ctx) == set(keys)
     r = await check_blobs(ctx.db, ctx.blobs, repair_orphans=True, force=True)
     assert r.deleted == 25 and await _keys(ctx) == set()
 
 
-async def test_the_reconciler_job_is_scheduled_and_removes_old_orphans(app, ctx):
+async def test_the_reconciler_job_is_scheduled_and_removes_old_orphans(app, ctx, monkeypatch):
     from faoyam.core.jobs import scheduler
 
     jobs = scheduler(ctx)
     assert {"privacy.sweep", "privacy.retention", "privacy.blob_check"} <= set(jobs.jobs)
     orphan = await ctx.blobs.put("device_cover", b"orphan")
-    _age(ctx, orphan, 48)
+    _aged(ctx, monkeypatch, **{_k(orphan): 48})
     result = await jobs.run_now("privacy.blob_check")
     assert result.deleted == 1 and orphan not in await _keys(ctx)
 
 
-def test_blobs_check_command_reports_in_plain_words_and_repairs(settings, monkeypatch):
+def test_blobs_check_command_reports_in_plain_words_and_repairs(settings, blob_settings, monkeypatch):
     import asyncio
 
     from typer.testing import CliRunner
@@ -248,28 +258,36 @@ def test_blobs_check_command_reports_in_plain_words_and_repairs(settings, monkey
     from faoyam.cli import app
     from faoyam.core.context import Context
 
-    async def setup() -> str:
+    async def in_store(fn):
         c = Context.build(settings)
-        await c.db.create_all()
-        key = await c.blobs.put("device_cover", b"nobody's")
-        await c.close()
-        return key
+        try:
+            return await fn(c)
+        finally:
+            await c.close()
 
-    orphan = asyncio.run(setup())
-    path = settings.blobs_path / "device_cover" / orphan.split("/")[1][:2] / orphan.split("/")[1]
-    t = (utcnow() - dt.timedelta(hours=48)).timestamp()
-    os.utime(path, (t, t))
+    async def setup(c) -> str:
+        await c.db.create_all()
+        return await c.blobs.put("device_cover", b"nobody's")
+
+    orphan = asyncio.run(in_store(setup))
+    # The command reads the service's settings from the environment, as in production.
     monkeypatch.setenv("FAOYAM_DATA_DIR", str(settings.data_dir))
     if settings.database_url:
         monkeypatch.setenv("FAOYAM_DATABASE_URL", settings.database_url)
+    for name, value in blob_settings.items():
+        monkeypatch.setenv(f"FAOYAM_{name.upper()}", str(value))
     runner = CliRunner()
     r = runner.invoke(app, ["blobs", "check"])
+    assert r.exit_code == 0, r.output  # within the grace period a file is no problem yet
+    assert "1 newer file belongs to no record yet" in r.output and orphan not in r.output
+    r = runner.invoke(app, ["blobs", "check", "--grace-hours", "0"])
     assert r.exit_code == 1, r.output
-    assert "belong to no record" in r.output or "belongs to no record" in r.output
-    assert orphan in r.output and "faoyam blobs check --repair" in r.output
-    r = runner.invoke(app, ["blobs", "check", "--repair"])
+    assert "file belongs to no record" in r.output and orphan in r.output
+    assert "faoyam blobs check --repair" in r.output
+    r = runner.invoke(app, ["blobs", "check", "--repair", "--grace-hours", "0"])
     assert r.exit_code == 0, r.output
-    assert "deleted 1 unused file" in r.output and not path.exists()
+    assert "deleted 1 unused file" in r.output
+    assert orphan not in asyncio.run(in_store(lambda c: _keys(c)))
 
 
 @pytest.mark.req("R3")

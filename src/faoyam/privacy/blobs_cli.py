@@ -74,8 +74,8 @@ def report(r: BlobCheck, *, repair: bool, grace_hours: float) -> None:
         if len(r.orphans) > SHOW:
             out.print(f"    … and {len(r.orphans) - SHOW:,} more")
     if r.recent:
-        out.print(f"  {_plural(len(r.recent), 'newer file belongs', 'newer files belong')} to no record yet; "
-                  "they may still be being saved and are left alone.")
+        out.print(f"  {_plural(len(r.recent), 'newer file belongs', 'newer files belong')} to no record yet "
+                  "and may still be being saved: left alone.")
     if r.dangling:
         out.print(f"[yellow]![/] {_plural(len(r.dangling), 'record points', 'records point')} to a file that is gone:")
         for d in r.dangling[:SHOW]:
