@@ -1,10 +1,11 @@
 """Export memory benchmark: is the memory of an export flat as the account grows?
 
-    python bench/bench_export.py                  # 20 MB vs 200 MB of blobs, 3 runs
+    python bench/bench_export.py                  # 20 MB vs 200 MB of blobs, 3 runs, local store
+    python bench/bench_export.py --s3             # the same on S3 (SeaweedFS started for the run)
     python bench/bench_export.py --small 20 --large 2000 --runs 1
 
 Each measurement runs in a fresh process (so one run's peak cannot hide another's): it
-makes an account on SQLite with the local blob store, gives it ``--small`` or ``--large``
+makes an account on SQLite with the local blob store (or S3 with ``--s3``), gives it ``--small`` or ``--large``
 megabytes of blobs (10 MB files, outbox mail reached through the account), then streams
 the ZIP export to /dev/null (``faoyam.privacy.export.export_zip``, the path the API and
 ``faoyam privacy export`` use) and records
@@ -72,7 +73,7 @@ class PeakRSS:
         self._t.join()
 
 
-async def child(total_mb: int) -> dict:
+async def child(total_mb: int, conf: dict) -> dict:
     from faoyam.accounts.models import User
     from faoyam.core.config import Settings
     from faoyam.core.context import Context
@@ -82,7 +83,8 @@ async def child(total_mb: int) -> dict:
     from faoyam.privacy.subjects import Subject
 
     with tempfile.TemporaryDirectory() as tmp:
-        s = Settings(data_dir=Path(tmp), mqtt_mode="off", jobs_enabled=False, log_level="WARNING", _env_file=None)
+        s = Settings(**conf, data_dir=Path(tmp), mqtt_mode="off", jobs_enabled=False, log_level="WARNING",
+                     _env_file=None)
         ctx = Context.build(s)
         await ctx.db.create_all()
         async with ctx.db.transaction() as session:
@@ -120,8 +122,9 @@ async def child(total_mb: int) -> dict:
             "seconds": seconds}
 
 
-def measure(total_mb: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", str(total_mb)], check=True, capture_output=True, text=True)
+def measure(total_mb: int, conf: dict) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", str(total_mb), "--conf", json.dumps(conf)],
+                         check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -130,20 +133,36 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=20, help="MB of blobs in the small account")
     ap.add_argument("--large", type=int, default=200, help="MB of blobs in the large account")
     ap.add_argument("--runs", type=int, default=3, help="measurements per size (medians are printed)")
+    ap.add_argument("--s3", action="store_true", help="blobs on S3: a SeaweedFS server started for the run")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--conf", default="{}", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(asyncio.run(child(args.child))))
+        print(json.dumps(asyncio.run(child(args.child, json.loads(args.conf)))))
         return
+    conf: dict = {}
+    server = None
+    if args.s3:
+        sys.path.insert(0, str(ROOT))
+        from tests.s3server import SeaweedS3
+
+        server = SeaweedS3.start()
+        conf = server.settings_for(server.new_prefix())
+        conf.pop("s3_part_size")  # the production default, not the tests' minimum
     results: dict[int, list[dict]] = {args.small: [], args.large: []}
-    for _ in range(args.runs):
-        for mb in (args.small, args.large):  # interleaved, so drift hits both alike
-            results[mb].append(measure(mb))
+    try:
+        for _ in range(args.runs):
+            for mb in (args.small, args.large):  # interleaved, so drift hits both alike
+                results[mb].append(measure(mb, conf))
+    finally:
+        if server is not None:
+            server.stop()
 
     def med(mb: int, key: str) -> float:
         return statistics.median(r[key] for r in results[mb])
 
-    print(f"export of an account's ZIP, medians of {args.runs} runs (fresh process each)")
+    print(f"export of an account's ZIP, blobs {'on S3' if args.s3 else 'in the local store'}, "
+          f"medians of {args.runs} runs (fresh process each)")
     for mb in (args.small, args.large):
         print(f"  {mb:>5} MB of blobs: peak RSS growth {med(mb, 'rss_growth') / MB:6.1f} MiB, "
               f"peak Python allocations {med(mb, 'traced_peak') / MB:6.1f} MiB, "
