@@ -1,10 +1,12 @@
 """Find, erase and purge a subject's data — driven by the declarations alone.
 
 ``link_conditions`` finds every row reachable from a subject through the declared links
-(``privacy.export`` streams them out); ``erase_subject`` deletes (or anonymises, where the table says so) the same
-rows and their blobs in one transaction; ``purge_expired`` does the same for rows past
-their declared expiry. No domain writes its own export or erasure code: declaring a
-column is what puts it in reach of these operations.
+(``privacy.export`` streams them out); ``erase_subject`` deletes (or anonymises, where
+the table says so) the same rows in one transaction and tombstones their blobs;
+``purge_expired`` does the same, table by table in bounded chunks, for rows past their
+declared expiry. A link scoped to some columns (``Link(columns=...)``) erases only
+those. No domain writes its own export or erasure code: declaring a column is what puts
+it in reach of these operations.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy.sql import ColumnElement
 
 from faoyam.core.database import Base, Database, utcnow
 from faoyam.core.storage import BlobStore
+from faoyam.privacy.blobrefs import sweep_quietly, sweep_tombstones, tombstone
 from faoyam.privacy.declarations import (
     Link,
     Personal,
@@ -28,7 +31,6 @@ from faoyam.privacy.declarations import (
     column_declaration,
     table_declaration,
 )
-from faoyam.privacy.blobrefs import sweep_quietly, sweep_tombstones, tombstone
 from faoyam.privacy.models import ErasureRecord
 
 __all__ = ["Subject", "erase_subject", "purge_expired", "remove_rows", "resolve_subject", "sweep_tombstones"]
