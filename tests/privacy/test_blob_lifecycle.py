@@ -311,3 +311,30 @@ async def test_a_huge_erasure_answers_after_a_bounded_sweep_and_the_job_finishes
     assert (await sweep_tombstones(ctx.db, ctx.blobs, limit=3)).deleted == 3
     assert (await sweep_tombstones(ctx.db, ctx.blobs)).deleted == 1
     assert await _keys(ctx) == set() and await _tombstones(ctx) == {}
+
+
+@pytest.mark.req("B17", "R3")
+async def test_the_erasure_succeeds_and_its_hooks_run_even_when_the_sweep_itself_breaks(client, ctx, monkeypatch):
+    from faoyam.privacy import blobrefs
+
+    s = await register(client, ctx, email="sweepless@example.com")
+    ran: list[str] = []
+
+    async def hook(subject):
+        async def after():
+            ran.append(subject.user_id)
+        return after
+
+    async def broken_sweep(*args, **kwargs):
+        raise RuntimeError("the database went away after the commit")
+
+    monkeypatch.setattr(blobrefs, "sweep_tombstones", broken_sweep)
+    ERASURE_HOOKS.append(hook)
+    try:
+        r = await client.delete("/api/v1/me", headers=bearer(s))
+    finally:
+        ERASURE_HOOKS.remove(hook)
+    assert r.status_code == 200 and r.json()["deleted"] is True
+    assert ran == [s["user_id"]]
+    assert (await client.get("/api/v1/me", headers=bearer(s))).status_code == 401
+    assert len(await _tombstones(ctx)) == 1  # the registration mail, for the sweep job
