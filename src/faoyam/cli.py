@@ -8,6 +8,7 @@
     faoyam privacy erase    erase an account and everything about it
     faoyam privacy purge    remove data past its retention
     faoyam outbox           show mail and SMS written to the local outbox
+    faoyam blobs check      find files no record uses, and records whose file is gone
 
 Commands that read state (outbox, privacy requests, device keys) take ``--data-dir``, say
 which data directory they use, and refuse one that holds no faoyam database instead of
@@ -26,6 +27,7 @@ from rich.console import Console
 
 from faoyam.core.commands import DataDirOption, FriendlyGroup, state_settings
 from faoyam.core.config import Settings
+from faoyam.privacy import blobs_cli
 
 # Commands import what they use inside their own body, so that ``faoyam --help`` and a
 # light command start fast (importing the whole app takes about 2 s). Start-up speed is
@@ -48,6 +50,7 @@ def _add_devices_cli() -> None:
 
 
 _add_devices_cli()
+app.add_typer(blobs_cli.app, name="blobs")
 console = Console(stderr=True, soft_wrap=True)
 
 
@@ -158,18 +161,13 @@ def privacy_export(account: str = typer.Argument(..., help="user id, email or +p
                    out: Path = typer.Option(Path("export.zip"), "-o", help="the ZIP file to write"),
                    data_dir: DataDirOption = None):
     """Write everything held about an account to a ZIP file (the person's right of access and to a copy)."""
-    from faoyam.privacy.subjects import export_subject, export_zip, resolve_subject
+    from faoyam.privacy.export import write_zip_file
 
     async def run(ctx):
-        uid = await _user_id(ctx, account)
-        async with ctx.db.session() as s:
-            doc = await export_subject(s, ctx.blobs, await resolve_subject(s, uid))
-        out.write_bytes(export_zip(doc))
-        return doc
+        return await write_zip_file(ctx, await _user_id(ctx, account), out)
 
-    doc = asyncio.run(_with_ctx(state_settings(data_dir), run))
-    n = sum(len(t["rows"]) for t in doc["records"].values())
-    console.print(f"[green]wrote {out}[/]: {n} records in {len(doc['records'])} tables, {len(doc['blobs'])} files")
+    n = asyncio.run(_with_ctx(state_settings(data_dir), run))
+    console.print(f"[green]wrote {out}[/]: {n:,} bytes")
 
 
 @privacy_app.command("erase")

@@ -22,6 +22,7 @@ from faoyam.core.database import utcnow
 from faoyam.core.errors import Conflict, Forbidden, Gone, Invalid, NotFound, Problem, Unauthorized
 from faoyam.core.i18n import LANGUAGES, gettext
 from faoyam.core.security import hash_password, keyed_hash, new_token, numeric_code, password_needs_rehash, verify_password
+from faoyam.privacy.blobrefs import blob_transaction
 from faoyam.privacy.subjects import erase_subject, resolve_subject
 
 log = logging.getLogger(__name__)
@@ -341,22 +342,23 @@ async def update_profile(ctx: Context, user_id: str, nickname: str | None, langu
 
 
 async def set_photo(ctx: Context, user_id: str, data: bytes) -> None:
-    """Replace the profile photo; the old file is deleted, not kept (B1b)."""
+    """Replace the profile photo; the old file is deleted, not kept (B1b).
+
+    Through ``blob_transaction``: the old key is tombstoned with the change, and the new
+    file is removed again if the change fails."""
     jpeg = reencode_photo(data, max_bytes=ctx.settings.max_photo_bytes, max_side=ctx.settings.photo_max_side)
-    key = await ctx.blobs.put("profile_photo", jpeg)
-    async with ctx.db.transaction() as session:
-        user = await session.get(User, user_id)
-        old, user.photo_key = user.photo_key, key
-    if old:
-        await ctx.blobs.delete(old)
+    async with blob_transaction(ctx.db, ctx.blobs) as tx:
+        key = await tx.put("profile_photo", jpeg)
+        user = await tx.session.get(User, user_id)
+        tx.drop(user.photo_key)
+        user.photo_key = key
 
 
 async def delete_photo(ctx: Context, user_id: str) -> None:
-    async with ctx.db.transaction() as session:
-        user = await session.get(User, user_id)
-        old, user.photo_key = user.photo_key, None
-    if old:
-        await ctx.blobs.delete(old)
+    async with blob_transaction(ctx.db, ctx.blobs) as tx:
+        user = await tx.session.get(User, user_id)
+        tx.drop(user.photo_key)
+        user.photo_key = None
 
 
 async def get_photo(ctx: Context, user_id: str) -> bytes:
@@ -460,28 +462,24 @@ async def create_external_account(
                       code="age-not-confirmed")
     country = v.normalize_country(country)
     nick = v.normalize_nickname((nickname or provider)[:64])
-    photo_key = None
+    jpeg = None
     if photo:
         try:
             jpeg = reencode_photo(photo, max_bytes=ctx.settings.max_photo_bytes, max_side=ctx.settings.photo_max_side)
-            photo_key = await ctx.blobs.put("external_photo", jpeg)
         except Exception:  # noqa: BLE001 - a bad provider photo must not block sign-up
             log.warning("accounts.external_photo_refused", extra={"provider": provider})
-    try:
-        async with ctx.db.transaction() as session:
-            if await session.scalar(select(ExternalIdentity.id).where(
-                    ExternalIdentity.provider == provider, ExternalIdentity.external_subject == external_subject)):
-                raise Conflict("This external account is already linked.", code="already-linked")
-            user = User(country=country, nickname=nick, language=_language(language), age_confirmed_at=utcnow())
-            session.add(user)
-            await session.flush()
-            session.add(ExternalIdentity(user_id=user.id, provider=provider, external_subject=external_subject,
-                                         nickname=nickname, photo_key=photo_key))
-            return await _open_session(ctx, session, user.id, f"oidc:{provider}", terminal, ip)
-    except Exception:
-        if photo_key:
-            await ctx.blobs.delete(photo_key)
-        raise
+    async with blob_transaction(ctx.db, ctx.blobs) as tx:  # the photo goes again if the sign-up fails
+        photo_key = await tx.put("external_photo", jpeg) if jpeg else None
+        session = tx.session
+        if await session.scalar(select(ExternalIdentity.id).where(
+                ExternalIdentity.provider == provider, ExternalIdentity.external_subject == external_subject)):
+            raise Conflict("This external account is already linked.", code="already-linked")
+        user = User(country=country, nickname=nick, language=_language(language), age_confirmed_at=utcnow())
+        session.add(user)
+        await session.flush()
+        session.add(ExternalIdentity(user_id=user.id, provider=provider, external_subject=external_subject,
+                                     nickname=nickname, photo_key=photo_key))
+        return await _open_session(ctx, session, user.id, f"oidc:{provider}", terminal, ip)
 
 
 # Deregistration (B17) --------------------------------------------------------------

@@ -43,7 +43,17 @@ class Settings(BaseSettings):
     data_dir: Path = Path("faoyam-data")
     database_url: str | None = None  # default: sqlite file in data_dir
     blob_dir: Path | None = None  # default: data_dir / "blobs"
-    blob_backend: Literal["local"] = "local"
+    # Blobs: "local" keeps files under blob_dir; "s3" uses an S3-compatible server.
+    blob_backend: Literal["local", "s3"] = "local"
+    s3_endpoint: str | None = None  # e.g. http://127.0.0.1:8333; None: AWS for s3_region
+    s3_bucket: str | None = None  # must exist; required for the s3 backend
+    s3_prefix: str = ""  # object names start with this (a folder), to share a bucket
+    s3_region: str = "us-east-1"
+    s3_access_key: str | None = None  # None: the AWS chain (AWS_* variables, instance role)
+    s3_secret_key: str | None = None
+    s3_part_size: int = Field(8 * 1024 * 1024, ge=5 * 1024 * 1024)  # multipart part (bytes)
+    s3_max_concurrency: int = Field(4, ge=1)  # parts in flight per upload
+    s3_timeout_seconds: float = 60.0
     base_url: str = "http://127.0.0.1:8080"
     host: str = "127.0.0.1"
     port: int = 8080

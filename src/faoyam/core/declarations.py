@@ -89,11 +89,18 @@ class Link:
     ``Link("email", key="email")``: the column holds one of the subject's email addresses.
     ``Link("device_id", via="devices")``: the column references the primary key of
     ``devices``, and the subject is whoever ``devices`` rows link to.
+
+    ``columns`` scopes the link when one row is about several people (a child report
+    names a reporter and a reported account): the subject reached through this link is
+    shown only these personal columns in an export, and erasing that subject anonymises
+    only these columns, leaving the other person's data and the row in place. Without
+    ``columns`` the whole row belongs to the subject and ``on_erase`` applies to it.
     """
 
     column: str
     key: SubjectKey = "user_id"
     via: str | None = None  # table name
+    columns: tuple[str, ...] | None = None  # the personal columns that are this subject's
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ from faoyam.devices.sharing import (  # noqa: F401 - re-exported (B9)
     update_share,
 )
 from faoyam.devices.views import describe
+from faoyam.privacy.blobrefs import blob_transaction
 from faoyam.privacy.subjects import remove_rows
 
 log = logging.getLogger(__name__)
@@ -246,6 +247,11 @@ async def rename_channel(ctx: Context, user_id: str, device_id: str, index: int,
 # Covers (B7) ----------------------------------------------------------------------------
 
 
+async def _cover_holder(s, device_id: str, channel: int | None) -> Device | Channel:
+    """The row that holds the cover: the device, or one of its channels."""
+    return await (_channel(s, device_id, channel) if channel is not None else s.get(Device, device_id))
+
+
 async def set_cover(ctx: Context, user_id: str, device_id: str, data: bytes, channel: int | None = None) -> None:
     """Replace the cover picture of a device or one of its channels; the old file is deleted."""
     await authz.require(ctx, user_id, device_id, "manage")
@@ -254,23 +260,18 @@ async def set_cover(ctx: Context, user_id: str, device_id: str, data: bytes, cha
             await _channel(s, device_id, channel)
     s_ = ctx.settings
     jpeg = await asyncio.to_thread(reencode_photo, data, max_bytes=s_.max_photo_bytes, max_side=COVER_MAX_SIDE)
-    key = await ctx.blobs.put("device_cover", jpeg)
-    try:
-        async with ctx.db.transaction() as s:
-            target = await (_channel(s, device_id, channel) if channel is not None else s.get(Device, device_id))
-            old, target.cover_key = target.cover_key, key
-    except BaseException:
-        await ctx.blobs.delete(key)
-        raise
-    if old:
-        await ctx.blobs.delete(old)
+    async with blob_transaction(ctx.db, ctx.blobs) as tx:  # old cover tombstoned; new one removed on failure
+        key = await tx.put("device_cover", jpeg)
+        target = await _cover_holder(tx.session, device_id, channel)
+        tx.drop(target.cover_key)
+        target.cover_key = key
+
 
 
 async def get_cover(ctx: Context, user_id: str, device_id: str, channel: int | None = None) -> bytes:
     await authz.require(ctx, user_id, device_id, "view", channel=channel)
     async with ctx.db.session() as s:
-        target = await (_channel(s, device_id, channel) if channel is not None else s.get(Device, device_id))
-        key = target.cover_key
+        key = (await _cover_holder(s, device_id, channel)).cover_key
     if not key:
         raise NotFound("No cover picture is set.", code="no-cover")
     return await ctx.blobs.read(key)
@@ -278,11 +279,10 @@ async def get_cover(ctx: Context, user_id: str, device_id: str, channel: int | N
 
 async def delete_cover(ctx: Context, user_id: str, device_id: str, channel: int | None = None) -> None:
     await authz.require(ctx, user_id, device_id, "manage")
-    async with ctx.db.transaction() as s:
-        target = await (_channel(s, device_id, channel) if channel is not None else s.get(Device, device_id))
-        old, target.cover_key = target.cover_key, None
-    if old:
-        await ctx.blobs.delete(old)
+    async with blob_transaction(ctx.db, ctx.blobs) as tx:
+        target = await _cover_holder(tx.session, device_id, channel)
+        tx.drop(target.cover_key)
+        target.cover_key = None
 
 
 # Deleting (B10) -------------------------------------------------------------------------

@@ -69,6 +69,11 @@ def problems() -> list[str]:
                     out.append(f"{table.name}: link via unknown table {link.via!r}")
                 elif len(other.primary_key.columns) != 1:
                     out.append(f"{table.name}: link via {link.via!r} needs a one-column primary key")
+            for name in link.columns or ():
+                if name not in table.c or not isinstance(column_declaration(table.c[name]), Personal):
+                    out.append(f"{table.name}: link {link.column!r} scopes {name!r}, which is not a personal column")
+                elif table.c[name].primary_key:
+                    out.append(f"{table.name}.{name}: a scoped column is anonymised, so it cannot be a primary key")
         if decl.expiry is not None and decl.expiry.column not in table.c:
             out.append(f"{table.name}: expiry column {decl.expiry.column!r} missing")
         if decl.on_erase == "anonymise" and has_personal:
