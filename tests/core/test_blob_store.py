@@ -207,6 +207,15 @@ async def test_keys_listing_by_prefix(store: BlobStore):
     assert [k async for k in store.keys("nothing")] == []
 
 
+async def test_stats_list_sizes_and_times_by_prefix(store: BlobStore):
+    a = await store.put("alarm_snapshot", b"12345")
+    c = await store.put("device_cover", pattern(7000))
+    stats = {s.key: s async for s in store.stats()}
+    assert {k: s.size for k, s in stats.items()} == {a: 5, c: 7000}
+    assert stats[a] == await store.stat(a)
+    assert [s.key async for s in store.stats("device_cover/")] == [c]
+
+
 async def test_undeclared_kind_is_refused(store: BlobStore):
     with pytest.raises(ValueError, match="not declared"):
         await store.put("secret_dossier", b"x")

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's floor for every part but the last
 
 
+def _stat(key: str, meta) -> BlobStat:
+    return BlobStat(key=key, size=meta["size"], modified=meta["last_modified"].astimezone(dt.UTC))
+
+
 class _EmptyRange(Exception):
     pass
 
@@ -153,18 +157,26 @@ class S3BlobStore(BlobStore):
             meta = await obstore.head_async(self.s3, key)
         except FileNotFoundError:  # obstore raises the built-in for NoSuchKey
             raise BlobNotFound(key) from None
-        modified = meta["last_modified"]
-        return BlobStat(key=key, size=meta["size"], modified=modified.astimezone(dt.UTC))
+        return _stat(key, meta)
 
     async def delete(self, key: str) -> None:
         self.check_key(key)
         await obstore.delete_async(self.s3, key)  # S3 DELETE of a missing object succeeds
 
     async def keys(self, prefix: str = "") -> AsyncIterator[str]:
+        async for meta in self._list(prefix):
+            yield meta["path"]
+
+    async def stats(self, prefix: str = "") -> AsyncIterator[BlobStat]:
+        # The listing carries size and time already: no HEAD per blob.
+        async for meta in self._list(prefix):
+            yield _stat(meta["path"], meta)
+
+    async def _list(self, prefix: str):
         # S3 lists by string prefix, but object_store lists by path segment ("a/b" lists
         # "a/b/..."), so ask for the whole segments of the prefix and filter the rest here.
         segments = prefix.rpartition("/")[0]
         async for batch in obstore.list(self.s3, prefix=segments or None, chunk_size=1000):
             for meta in batch:
                 if meta["path"].startswith(prefix):
-                    yield meta["path"]
+                    yield meta
