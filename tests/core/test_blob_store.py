@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -207,6 +209,15 @@ async def test_keys_listing_by_prefix(store: BlobStore):
     assert [k async for k in store.keys("nothing")] == []
 
 
+async def test_stats_list_sizes_and_times_by_prefix(store: BlobStore):
+    a = await store.put("alarm_snapshot", b"12345")
+    c = await store.put("device_cover", pattern(7000))
+    stats = {s.key: s async for s in store.stats()}
+    assert {k: s.size for k, s in stats.items()} == {a: 5, c: 7000}
+    assert stats[a] == await store.stat(a)
+    assert [s.key async for s in store.stats("device_cover/")] == [c]
+
+
 async def test_undeclared_kind_is_refused(store: BlobStore):
     with pytest.raises(ValueError, match="not declared"):
         await store.put("secret_dossier", b"x")
@@ -279,6 +290,49 @@ async def test_local_writer_is_invisible_until_commit(tmp_path):
     assert await store.read(key) == b"part one part two"
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [key.split("/")[1]]
     assert os.stat(tmp_path / "alarm_snapshot" / key.split("/")[1][:2] / key.split("/")[1]).st_size == 17
+
+
+# S3 only ----------------------------------------------------------------------------
+
+
+class _FullS3(BaseHTTPRequestHandler):
+    """An S3 endpoint that is out of space, answering as MinIO does (HTTP 507). A stand-in
+    for the one answer SeaweedFS cannot be made to give (it grows volumes on demand)."""
+
+    def _full(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        body = b"<?xml version='1.0'?><Error><Code>XMinioStorageFull</Code><Message>full</Message></Error>"
+        self.send_response(507)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_PUT = do_POST = _full
+
+    def log_message(self, *args):
+        pass
+
+
+async def test_s3_store_full_is_storage_full(tmp_path):
+    from faoyam.core.config import Settings
+    from faoyam.core.storage_s3 import S3BlobStore
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FullS3)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        store = S3BlobStore.from_settings(Settings(
+            data_dir=tmp_path, blob_backend="s3", s3_endpoint=f"http://127.0.0.1:{server.server_port}",
+            s3_bucket="b", s3_access_key="k", s3_secret_key="s", s3_timeout_seconds=5, _env_file=None))
+        key = BlobStore.new_key("alarm_snapshot")
+        with pytest.raises(StorageFull):
+            await store.write(key, b"x" * 100)
+        with pytest.raises(StorageFull):
+            await store.write_stream(key, chunked(b"y" * 1000, 100))
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # Choosing a backend --------------------------------------------------------------------

@@ -16,7 +16,8 @@ a whole blob in memory:
   multipart upload completed). An exception inside the block leaves nothing behind.
   ``write_stream`` and ``put_stream`` feed it from an async iterator.
 - reading: ``read_stream(key, start, end)`` yields chunks of the byte range
-  ``[start, end)`` (for seeking in a video), ``stat`` gives size and modification time.
+  ``[start, end)`` (for seeking in a video), ``stat`` gives size and modification time,
+  ``keys``/``stats`` list by prefix without building the whole list.
 """
 
 from __future__ import annotations
@@ -149,6 +150,16 @@ class BlobStore(ABC):
         except BlobNotFound:
             return False
         return True
+
+    async def stats(self, prefix: str = "") -> AsyncIterator[BlobStat]:
+        """``BlobStat`` of every blob whose key starts with ``prefix`` — what a reconciler
+        needs to leave alone blobs too young to have their row committed yet. A blob
+        deleted while listing is skipped."""
+        async for key in self.keys(prefix):
+            try:
+                yield await self.stat(key)
+            except BlobNotFound:
+                continue
 
     async def close(self) -> None:
         """Release connections; the default holds none."""

@@ -9,7 +9,9 @@ in ``docs/decisions/s3-client.md``. The store maps the ``BlobStore`` contract on
   multipart upload with at most ``s3_max_concurrency`` parts in flight: memory per writer is
   bounded by about ``(concurrency + 1) * part_size``, whatever the blob's size. Leaving the
   block with an exception aborts the upload (AbortMultipartUpload), so no parts linger;
-- ``read_stream`` is one ranged GET whose body is streamed in ``chunk_size`` pieces.
+- ``read_stream`` is one ranged GET whose body is streamed in ``chunk_size`` pieces;
+- a server out of space (HTTP 507, quota errors) raises ``StorageFull``, as ENOSPC does
+  on the local store.
 
 An object appears only when its upload completes (S3 PUT and CompleteMultipartUpload are
 atomic), which gives the same all-or-nothing guarantee as the local temp-file rename.
@@ -17,20 +19,44 @@ atomic), which gives the same all-or-nothing guarantee as the local temp-file re
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator
+import errno
+import re
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 import obstore
 from obstore.exceptions import GenericError
 from obstore.store import S3Store
 
-from faoyam.core.storage import DEFAULT_CHUNK, BlobNotFound, BlobStat, BlobStore, BlobWriter, check_range
+from faoyam.core.storage import (DEFAULT_CHUNK, BlobNotFound, BlobStat, BlobStore, BlobWriter, StorageFull,
+                                 check_range)
 
 if TYPE_CHECKING:
     from obstore import AsyncWritableFile
 
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's floor for every part but the last
+
+# How S3-compatible servers say "no room": HTTP 507 (MinIO's XMinioStorageFull, Ceph),
+# or a quota error code. obstore reports them as text inside its error, after retries.
+_FULL = re.compile(r"\b507\b|StorageFull|QuotaExceeded|InsufficientStorage")
+
+
+@contextlib.contextmanager
+def _full_is_storage_full() -> Iterator[None]:
+    """Turn the server's "storage full" into ``StorageFull``, as the local store does for
+    ENOSPC, so callers handle one error whatever the backend."""
+    try:
+        yield
+    except Exception as exc:
+        if not isinstance(exc, StorageFull) and _FULL.search(str(exc)):
+            raise StorageFull(errno.ENOSPC, "blob store is full") from exc
+        raise
+
+
+def _stat(key: str, meta) -> BlobStat:
+    return BlobStat(key=key, size=meta["size"], modified=meta["last_modified"].astimezone(dt.UTC))
 
 
 class _EmptyRange(Exception):
@@ -48,10 +74,12 @@ class _S3Writer(BlobWriter):
                                            max_concurrency=self.store.max_concurrency)
 
     async def _write(self, chunk: bytes) -> None:
-        await self.w.write(chunk)
+        with _full_is_storage_full():
+            await self.w.write(chunk)
 
     async def _commit(self) -> None:
-        await self.w.close()
+        with _full_is_storage_full():
+            await self.w.close()
 
     async def _abort(self) -> None:
         if self.w is None:
@@ -107,7 +135,9 @@ class S3BlobStore(BlobStore):
     async def write(self, key: str, data: bytes) -> None:
         self.check_key(key)
         # One request for a small blob; obstore switches to multipart past one part.
-        await obstore.put_async(self.s3, key, data, chunk_size=self.part_size, max_concurrency=self.max_concurrency)
+        with _full_is_storage_full():
+            await obstore.put_async(self.s3, key, data, chunk_size=self.part_size,
+                                    max_concurrency=self.max_concurrency)
 
     def open_writer(self, key: str) -> BlobWriter:
         self.check_key(key)
@@ -153,18 +183,26 @@ class S3BlobStore(BlobStore):
             meta = await obstore.head_async(self.s3, key)
         except FileNotFoundError:  # obstore raises the built-in for NoSuchKey
             raise BlobNotFound(key) from None
-        modified = meta["last_modified"]
-        return BlobStat(key=key, size=meta["size"], modified=modified.astimezone(dt.UTC))
+        return _stat(key, meta)
 
     async def delete(self, key: str) -> None:
         self.check_key(key)
         await obstore.delete_async(self.s3, key)  # S3 DELETE of a missing object succeeds
 
     async def keys(self, prefix: str = "") -> AsyncIterator[str]:
+        async for meta in self._list(prefix):
+            yield meta["path"]
+
+    async def stats(self, prefix: str = "") -> AsyncIterator[BlobStat]:
+        # The listing carries size and time already: no HEAD per blob.
+        async for meta in self._list(prefix):
+            yield _stat(meta["path"], meta)
+
+    async def _list(self, prefix: str):
         # S3 lists by string prefix, but object_store lists by path segment ("a/b" lists
         # "a/b/..."), so ask for the whole segments of the prefix and filter the rest here.
         segments = prefix.rpartition("/")[0]
         async for batch in obstore.list(self.s3, prefix=segments or None, chunk_size=1000):
             for meta in batch:
                 if meta["path"].startswith(prefix):
-                    yield meta["path"]
+                    yield meta
