@@ -240,7 +240,7 @@ def test_the_checker_finds_what_breaks_a_rule(tmp_path, where, source, rule):
 def test_the_privacy_engine_refuses_to_work_without_every_table():
     """Core and privacy no longer import the domains' models; a process that forgot to import
     ``faoyam.models`` gets an error instead of an export or erasure that misses tables."""
-    code = "from faoyam.privacy.subjects import _tables\n_tables()"
+    code = "from faoyam.privacy.subjects import declared_tables\ndeclared_tables()"
     bare = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert bare.returncode != 0 and "import faoyam.models first" in bare.stderr
     loaded = subprocess.run([sys.executable, "-c", "import faoyam.models\n" + code], capture_output=True, text=True)

@@ -340,7 +340,7 @@ async def test_s3_store_full_is_storage_full(tmp_path):
 
 def test_settings_pick_the_backend(tmp_path, monkeypatch):
     from faoyam.core.config import Settings
-    from faoyam.core.storage import make_blob_store
+    from faoyam.core.blobstores import make_blob_store
     from faoyam.core.storage_s3 import S3BlobStore
 
     assert isinstance(make_blob_store(Settings(data_dir=tmp_path, _env_file=None)), LocalBlobStore)

@@ -12,7 +12,8 @@ from faoyam.core.database import Database
 from faoyam.core.messaging import Messenger
 from faoyam.core.ratelimit import RateLimiter
 from faoyam.core.security import SecretBox
-from faoyam.core.storage import BlobStore, make_blob_store
+from faoyam.core.blobstores import make_blob_store
+from faoyam.core.storage import BlobStore
 
 
 @dataclass

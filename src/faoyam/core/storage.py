@@ -2,10 +2,10 @@
 
 One interface, ``BlobStore``, with two backends behind it: ``LocalBlobStore`` (files in a
 local directory, the embedded default, here) and ``S3BlobStore`` (any S3-compatible
-server, ``faoyam.core.storage_s3``). ``make_blob_store(settings)`` picks one.
+server, ``faoyam.core.storage_s3``). ``faoyam.core.blobstores.make_blob_store(settings)`` picks one.
 
 Keys are ``{kind}/{random}``: the kind must be declared with
-``faoyam.privacy.declarations.blob_kind`` or ``put`` refuses it, so nothing lands in the
+``faoyam.core.declarations.blob_kind`` or ``put`` refuses it, so nothing lands in the
 store that the privacy engine does not know how to export and erase.
 
 Video segments and exports are large, so every path has a streaming form that never holds
@@ -112,7 +112,7 @@ class BlobStore(ABC):
     @staticmethod
     def new_key(kind: str) -> str:
         if kind not in BLOB_KINDS:
-            raise ValueError(f"blob kind {kind!r} is not declared (privacy.declarations.blob_kind)")
+            raise ValueError(f"blob kind {kind!r} is not declared (core.declarations.blob_kind)")
         return f"{kind}/{secrets.token_hex(16)}"
 
     @staticmethod
@@ -325,12 +325,3 @@ class LocalBlobStore(BlobStore):
             if shard.is_dir():
                 out.extend(f"{kind}/{f.name}" for f in sorted(shard.iterdir()) if not f.name.startswith("."))
         return out
-
-
-def make_blob_store(settings) -> BlobStore:
-    """The store ``settings.blob_backend`` names: ``local`` (default) or ``s3``."""
-    if settings.blob_backend == "s3":
-        from faoyam.core.storage_s3 import S3BlobStore
-
-        return S3BlobStore.from_settings(settings)
-    return LocalBlobStore(settings.blobs_path)
