@@ -2,8 +2,10 @@
 
 A request is signed in by the ``faoyam_session`` cookie (the web app) or by
 ``Authorization: Bearer <token>`` (apps and scripts). Cookie-signed requests that change
-something must also carry the session's CSRF token in ``X-CSRF-Token``; bearer requests
-need not, because a browser never adds that header on its own.
+something pass ``check_csrf``: they carry the session's CSRF token (``X-CSRF-Token``, or a
+form field for plain HTML forms) and, when the browser says where the request comes from
+(``Origin``, else ``Referer``), it is this site. Bearer requests need neither, because a
+browser never adds that header on its own.
 
 Other domains depend on ``current_user`` (and ``require_recent_auth`` for sensitive
 actions) and get a ``CurrentUser``; they never read the sessions table.
@@ -15,6 +17,7 @@ import dataclasses
 import datetime as dt
 import hmac
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from sqlalchemy import select, update
@@ -68,6 +71,40 @@ async def lookup_session(ctx: Context, token: str) -> CurrentUser | None:
     return CurrentUser(sess.user_id, sess.id, sess.authenticated_at, language, False, sess.csrf_token)
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else ""
+
+
+def same_site_origin(request: Request, ctx: Context) -> bool:
+    """Whether the request comes from this site, as far as the browser tells.
+
+    ``Origin`` (or, without it, ``Referer``) must be the public address (``base_url``) or
+    the address the request was sent to. A request with neither header (not a browser, or
+    a browser told to send no referrer) passes: the token still has to be right.
+    """
+    sent = request.headers.get("origin")
+    if sent is None:
+        referer = request.headers.get("referer")
+        if not referer:
+            return True
+        sent = _origin(referer)
+    sent = sent.strip().lower()
+    host = request.headers.get("host", "")
+    allowed = {_origin(ctx.settings.base_url), f"{request.url.scheme}://{host}".lower() if host else ""}
+    return sent in allowed - {""}
+
+
+def check_csrf(request: Request, ctx: Context, user: CurrentUser, sent_token: str | None = None) -> None:
+    """The one CSRF check of every cookie-signed change: the right token and this site's origin.
+
+    ``sent_token`` is the token a plain HTML form posted; otherwise the ``X-CSRF-Token`` header.
+    """
+    sent = sent_token if sent_token is not None else request.headers.get("x-csrf-token", "")
+    if not hmac.compare_digest(sent.encode(), user.csrf_token.encode()) or not same_site_origin(request, ctx):
+        raise Forbidden("The form is out of date. Reload the page and try again.", code="csrf")
+
+
 async def optional_user(request: Request, ctx: Context = Depends(get_ctx)) -> CurrentUser | None:
     cached = getattr(request.state, "user", None)
     if cached is not None:
@@ -80,9 +117,7 @@ async def optional_user(request: Request, ctx: Context = Depends(get_ctx)) -> Cu
         return None
     user = dataclasses.replace(user, via_cookie=via_cookie)
     if via_cookie and request.method not in SAFE_METHODS:
-        sent = request.headers.get("x-csrf-token", "")
-        if not hmac.compare_digest(sent, user.csrf_token):
-            raise Forbidden("The form is out of date. Reload the page and try again.", code="csrf")
+        check_csrf(request, ctx, user)
     request.state.user = user
     return user
 

@@ -9,7 +9,6 @@ that ``faoyam.devices.service`` is the one public surface of the domain.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hmac
 import logging
@@ -18,8 +17,10 @@ from sqlalchemy import select, update
 
 from faoyam.accounts.photos import reencode_photo
 from faoyam.core.context import Context
+from faoyam.core.cpu import offload
 from faoyam.core.database import utcnow
 from faoyam.core.errors import Conflict, Forbidden, Invalid, NotFound
+from faoyam.core.ratelimit import Limit
 from faoyam.devices import authz, commands
 from faoyam.devices import validation as v
 from faoyam.devices.authz import Access
@@ -91,11 +92,6 @@ class BoundElsewhere(Conflict):
 # Adding a device (B3) -------------------------------------------------------------------
 
 
-async def _count_failure(ctx: Context, user_id: str, serial: str) -> None:
-    await ctx.limiter.record("device-add-user", user_id)
-    await ctx.limiter.record("device-add-serial", serial)
-
-
 async def add_device(ctx: Context, user_id: str, data: AddDeviceIn) -> DeviceOut:
     """Bind a device to the account with the serial and safety code from its label.
 
@@ -117,22 +113,23 @@ async def add_device(ctx: Context, user_id: str, data: AddDeviceIn) -> DeviceOut
     if device_pw is not None:
         v.check_device_password(device_pw, "device_password")
 
+    # Each try counts (atomically, before the code is compared) and is forgotten if it was right.
     msg = "Too many wrong serial numbers or safety codes. Wait a while, then try again."
-    await ctx.limiter.check("device-add-user", user_id, _ADD_MAX_FAILURES, _ADD_WINDOW, msg)
-    await ctx.limiter.check("device-add-serial", serial, _SERIAL_MAX_FAILURES, _SERIAL_WINDOW, msg)
+    tried = await ctx.limiter.reserve([Limit("device-add-user", user_id, _ADD_MAX_FAILURES, _ADD_WINDOW),
+                                       Limit("device-add-serial", serial, _SERIAL_MAX_FAILURES, _SERIAL_WINDOW)], msg)
     async with ctx.db.session() as s:
         row = await find_by_serial(s, ctx, serial)
         doorbell_owner = None
         if row is not None and row.kind == "chime" and row.paired_hash:
             doorbell_owner = await s.scalar(select(Device.owner_id).where(Device.serial_hash == row.paired_hash))
     if row is None:
-        await _count_failure(ctx, user_id, serial)
         raise UnknownSerial("No device has this serial number. Check it on the label.")
     if row.owner_id == user_id:
+        await ctx.limiter.release(tried)
         raise AlreadyYours("This device is already in your account.")
     if not hmac.compare_digest(row.safety_code_hash, safety_code_hash(ctx, serial, code)):
-        await _count_failure(ctx, user_id, serial)
         raise WrongSafetyCode("The safety code does not match this device. Check it on the label.")
+    await ctx.limiter.release(tried)  # the label was right
     # Only someone holding the label learns that the device is bound to someone else.
     if row.owner_id is not None or doorbell_owner not in (None, user_id):
         raise BoundElsewhere("This device is in another account. Its owner must delete it first.")
@@ -153,7 +150,6 @@ async def add_device(ctx: Context, user_id: str, data: AddDeviceIn) -> DeviceOut
         if row.kind == "doorbell":
             await s.execute(update(Device).where(Device.paired_hash == row.serial_hash, Device.owner_id.is_(None))
                             .values(owner_id=user_id, name=Device.model, bound_at=now))
-    await ctx.limiter.clear("device-add-user", user_id)
     log.info("devices.added", extra={"device": row.id, "user": user_id})
     return await get_device(ctx, user_id, row.id)
 
@@ -253,7 +249,7 @@ async def set_cover(ctx: Context, user_id: str, device_id: str, data: bytes, cha
         async with ctx.db.session() as s:
             await _channel(s, device_id, channel)
     s_ = ctx.settings
-    jpeg = await asyncio.to_thread(reencode_photo, data, max_bytes=s_.max_photo_bytes, max_side=COVER_MAX_SIDE)
+    jpeg = await offload(reencode_photo, data, max_bytes=s_.max_photo_bytes, max_side=COVER_MAX_SIDE)
     key = await ctx.blobs.put("device_cover", jpeg)
     try:
         async with ctx.db.transaction() as s:
