@@ -1,8 +1,9 @@
 """Background work of accounts: RET3 inactivity notices (daily), and the erasure hook that
-forgets a person's rate-limit counters."""
+forgets a person's rate-limit counters and this node's cached sessions."""
 
 from __future__ import annotations
 
+from faoyam.accounts.deps import forget_sessions
 from faoyam.accounts.jobs import inactivity
 from faoyam.core.context import Context
 from faoyam.core.jobs import scheduler
@@ -17,6 +18,8 @@ def _forget_rate_limits(ctx: Context):
         keys = [subject.user_id or "", *subject.emails, *subject.phones]
 
         async def after() -> None:
+            if subject.user_id:
+                forget_sessions(ctx, user_id=subject.user_id)
             await ctx.limiter.forget(keys)
 
         return after

@@ -9,13 +9,14 @@ import asyncio
 import datetime as dt
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from faoyam.accounts import guessing
+from faoyam.accounts.deps import forget_sessions
 from faoyam.accounts import validation as v
 from faoyam.accounts.models import ExternalIdentity, PendingRegistration, Session, SignInEvent, User, VerificationCode
 from faoyam.accounts.photos import reencode_photo
@@ -261,6 +262,7 @@ _tasks: set[asyncio.Task] = set()
 async def sign_out(ctx: Context, session_id: str) -> None:
     async with ctx.db.transaction() as session:
         await session.execute(delete(Session).where(Session.id == session_id))
+    forget_sessions(ctx, session_id=session_id)
 
 
 async def list_sessions(ctx: Context, user_id: str) -> list[Session]:
@@ -280,6 +282,7 @@ async def revoke_session(ctx: Context, user_id: str, session_id: str) -> None:
         res = await session.execute(delete(Session).where(Session.id == session_id, Session.user_id == user_id))
         if res.rowcount == 0:
             raise NotFound("No such session.", code="no-session")
+    forget_sessions(ctx, user_id=user_id)
 
 
 async def revoke_other_sessions(ctx: Context, user_id: str, keep_session_id: str | None) -> int:
@@ -287,7 +290,9 @@ async def revoke_other_sessions(ctx: Context, user_id: str, keep_session_id: str
         q = delete(Session).where(Session.user_id == user_id)
         if keep_session_id:
             q = q.where(Session.id != keep_session_id)
-        return (await session.execute(q)).rowcount
+        n = (await session.execute(q)).rowcount
+    forget_sessions(ctx, user_id=user_id)
+    return n
 
 
 # Re-authentication (R8) ------------------------------------------------------------
@@ -311,6 +316,7 @@ async def reauthenticate(ctx: Context, user_id: str, session_id: str, password: 
             raise Unauthorized("That is not right.", code="bad-credentials")
         await session.execute(update(Session).where(Session.id == session_id).values(authenticated_at=utcnow()))
     await ctx.limiter.release(reservation)
+    forget_sessions(ctx, user_id=user_id)
 
 
 async def send_step_up_code(ctx: Context, user_id: str) -> str:
@@ -406,6 +412,7 @@ async def update_profile(ctx: Context, user_id: str, nickname: str | None, langu
             user.language = language
         if country is not None:
             user.country = v.normalize_country(country)
+    forget_sessions(ctx, user_id=user_id)  # the language travels with the session
     return user
 
 
@@ -478,6 +485,7 @@ async def change_password(ctx: Context, user_id: str, session_id: str, current: 
         user.password_changed_at = utcnow()
         # Other terminals must sign in again with the new password.
         await session.execute(delete(Session).where(Session.user_id == user_id, Session.id != session_id))
+    forget_sessions(ctx, user_id=user_id)
 
 
 async def start_password_reset(ctx: Context, login: str, country: str | None, ip: str) -> Later:
@@ -518,6 +526,7 @@ async def finish_password_reset(ctx: Context, login: str, country: str | None, c
         user.password_hash = await offload(hash_password, new_password)
         user.password_changed_at = utcnow()
         await session.execute(delete(Session).where(Session.user_id == user.id))
+    forget_sessions(ctx, user_id=user.id)
 
 
 # External sign-in (B1a) ------------------------------------------------------------
@@ -577,6 +586,7 @@ async def deregister(ctx: Context, user_id: str) -> dict:
     async with ctx.db.session() as session:
         subject = await resolve_subject(session, user_id)
     report = await erase_subject(ctx.db, ctx.blobs, subject, reason="deregistration")
+    forget_sessions(ctx, user_id=user_id)
     return {"rows": report.rows, "blobs": report.blobs, "record": report.record_id}
 
 
@@ -593,10 +603,24 @@ class UserBrief:
     language: str
 
 
+def _brief(u: User) -> UserBrief:
+    return UserBrief(u.id, u.nickname, u.email, u.phone, u.country, u.language)
+
+
 async def get_user_brief(ctx: Context, user_id: str) -> UserBrief | None:
     async with ctx.db.session() as session:
         u = await session.get(User, user_id)
-    return None if u is None else UserBrief(u.id, u.nickname, u.email, u.phone, u.country, u.language)
+    return None if u is None else _brief(u)
+
+
+async def user_briefs(session, user_ids: Iterable[str]) -> dict[str, UserBrief]:
+    """Briefs of several accounts in one query, in the caller's session (lists of devices
+    shared by several people must not open a session per person)."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return {}
+    rows = (await session.execute(select(User).where(User.id.in_(ids)))).scalars()
+    return {u.id: _brief(u) for u in rows}
 
 
 async def find_user_by_contact(ctx: Context, value: str, country: str | None = None) -> UserBrief | None:
@@ -604,7 +628,7 @@ async def find_user_by_contact(ctx: Context, value: str, country: str | None = N
     kind, norm = _login_key(value, country)
     async with ctx.db.session() as session:
         u = await _find_by_login(session, kind, norm)
-    return None if u is None else UserBrief(u.id, u.nickname, u.email, u.phone, u.country, u.language)
+    return None if u is None else _brief(u)
 
 
 async def find_user_id(ctx: Context, value: str) -> str | None:

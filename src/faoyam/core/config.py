@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     max_photo_bytes: int = 5 * 1024 * 1024
     photo_max_side: int = 512
     minimum_age: int = 16  # CH1
+    # How long a node may answer *reads* from its cache of sessions (accounts/deps.py); 0: off.
+    session_cache_seconds: float = 5.0
     # Cookies carry ``Secure`` when the public address is https, unless set explicitly.
     cookie_secure: bool | None = None
     # Reverse proxies whose X-Forwarded-For is believed (addresses or networks, e.g.

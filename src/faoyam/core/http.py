@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
+from typing import Any
 
-from fastapi import Request
+from fastapi import Request, Response
+from pydantic import TypeAdapter
 
 from faoyam.core.config import Settings
 from faoyam.core.errors import Invalid, TooLarge, Unsupported
@@ -52,6 +54,24 @@ def client_ip(request: Request) -> str:
     ctx = getattr(request.app.state, "ctx", None)
     proxies = ctx.settings.trusted_proxies if ctx is not None else []
     return forwarded_client(peer, request.headers.get("x-forwarded-for"), proxies)
+
+
+# Fast JSON answers ------------------------------------------------------------------
+
+
+class JsonOut:
+    """Serialises a route's answer once, with pydantic-core, straight to JSON bytes.
+
+    FastAPI would validate a returned model against ``response_model`` again and then
+    serialise it; for the hot read paths that is a large share of the request. Keep
+    ``response_model`` on the route for the OpenAPI schema and return ``JsonOut(T)(value)``.
+    """
+
+    def __init__(self, tp: Any):
+        self.adapter = TypeAdapter(tp)
+
+    def __call__(self, value: Any, headers: dict[str, str] | None = None) -> Response:
+        return Response(self.adapter.dump_json(value), media_type="application/json", headers=headers)
 
 
 # Security headers -------------------------------------------------------------------

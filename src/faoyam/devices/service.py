@@ -37,7 +37,7 @@ from faoyam.devices.control import (  # noqa: F401 - re-exported
     snapshot,
 )
 from faoyam.devices.links import create_link, list_links, revoke_link, view_link  # noqa: F401 - re-exported (B9)
-from faoyam.devices.models import Alarm, Channel, Device, Share
+from faoyam.devices.models import Alarm, Channel, Device, DeviceAddress, Share
 from faoyam.devices.registry import (  # noqa: F401 - re-exported: the contract of ports.py
     activate,
     authenticate_device,
@@ -158,28 +158,38 @@ async def add_device(ctx: Context, user_id: str, data: AddDeviceIn) -> DeviceOut
 
 
 async def list_devices(ctx: Context, user_id: str) -> list[DeviceOut]:
-    """The account's devices and those shared with it (accepted shares), shared ones marked."""
+    """The account's devices and those shared with it (accepted shares), shared ones marked.
+
+    A fixed number of queries however many devices there are (``describe``); the test
+    ``tests/devices/test_query_count.py`` holds it there.
+    """
+    mine = (Device.owner_id == user_id) | (Share.id.is_not(None) & Device.owner_id.is_not(None))
+    q = (select(Device, Share.permissions, Share.channels, Share.accepted_at, DeviceAddress.ip)
+         .outerjoin(Share, (Share.device_id == Device.id) & (Share.invitee_id == user_id) & (Share.status == "accepted"))
+         .outerjoin(DeviceAddress, DeviceAddress.device_id == Device.id)
+         .where(mine))
     async with ctx.db.session() as s:
-        owned = (await s.execute(select(Device).where(Device.owner_id == user_id).order_by(Device.bound_at, Device.id))).scalars().all()
-        shared = (await s.execute(
-            select(Device, Share).join(Share, Share.device_id == Device.id)
-            .where(Share.invitee_id == user_id, Share.status == "accepted", Device.owner_id.is_not(None))
-            .order_by(Share.accepted_at, Device.id))).all()
+        rows = (await s.execute(q)).all()
+        owned = sorted((r for r in rows if r.Device.owner_id == user_id), key=lambda r: (r.Device.bound_at, r.Device.id))
+        shared = sorted((r for r in rows if r.Device.owner_id != user_id), key=lambda r: (r.accepted_at, r.Device.id))
         items: list[tuple[Device, Access]] = [
-            (d, Access(d.id, "owner", frozenset(authz.PERMISSIONS), None, user_id, d.serial)) for d in owned]
-        for d, sh in shared:
-            chans = None if sh.channels is None else frozenset(sh.channels)
-            items.append((d, Access(d.id, "shared", frozenset(("view", *sh.permissions)), chans, d.owner_id, None)))
-        return await describe(ctx, s, items)
+            (r.Device, Access(r.Device.id, "owner", frozenset(authz.PERMISSIONS), None, user_id, r.Device.serial))
+            for r in owned]
+        for r in shared:
+            d = r.Device
+            chans = None if r.channels is None else frozenset(r.channels)
+            items.append((d, Access(d.id, "shared", frozenset(("view", *r.permissions)), chans, d.owner_id, None)))
+        return await describe(ctx, s, items, addresses={r.Device.id: r.ip for r in owned if r.ip})
 
 
 async def get_device(ctx: Context, user_id: str, device_id: str) -> DeviceOut:
-    acc = await authz.require(ctx, user_id, device_id, "view")
     async with ctx.db.session() as s:
-        row = await s.get(Device, device_id)
-        if row is None or row.owner_id != acc.owner_id:  # deleted a moment ago
+        acc = await authz.require(ctx, user_id, device_id, "view", session=s)
+        row = (await s.execute(select(Device, DeviceAddress.ip).outerjoin(DeviceAddress, DeviceAddress.device_id == Device.id)
+                               .where(Device.id == device_id))).first()
+        if row is None or row.Device.owner_id != acc.owner_id:  # deleted a moment ago
             raise authz.DeviceNotFound("There is no such device in your account.")
-        (out,) = await describe(ctx, s, [(row, acc)])
+        (out,) = await describe(ctx, s, [(row.Device, acc)], addresses={device_id: row.ip} if row.ip else {})
     return out
 
 
@@ -314,13 +324,13 @@ async def delete_device(ctx: Context, user_id: str, device_id: str) -> dict:
 async def list_alarms(ctx: Context, user_id: str, device_id: str, limit: int = 50,
                       before: dt.datetime | None = None) -> list[AlarmOut]:
     """The device's alarms of the last seven days, newest first (an invitee: their channels)."""
-    acc = await authz.require(ctx, user_id, device_id, "alarms")
-    q = select(Alarm).where(Alarm.device_id == device_id)
-    if acc.channels is not None:
-        q = q.where(Alarm.channel.in_(sorted(acc.channels)))
-    if before is not None:
-        q = q.where(Alarm.at < before)
     async with ctx.db.session() as s:
+        acc = await authz.require(ctx, user_id, device_id, "alarms", session=s)
+        q = select(Alarm).where(Alarm.device_id == device_id)
+        if acc.channels is not None:
+            q = q.where(Alarm.channel.in_(sorted(acc.channels)))
+        if before is not None:
+            q = q.where(Alarm.at < before)
         rows = (await s.execute(q.order_by(Alarm.at.desc(), Alarm.id).limit(max(1, min(limit, 200))))).scalars().all()
     return [AlarmOut(id=a.id, channel=a.channel, type=a.type, at=a.at, has_snapshot=bool(a.snapshot_key)) for a in rows]
 
