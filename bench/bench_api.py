@@ -42,7 +42,7 @@ PASSWORD = "violet-harbour-kettle-91"
 def settings_for(data: Path):
     from faoyam.core.config import Settings
 
-    return Settings(data_dir=data, mqtt_mode="off", jobs_enabled=False, log_level="INFO", _env_file=None)
+    return Settings(data_dir=data, mqtt_mode="off", jobs_enabled=False, log_level=os.environ.get("BENCH_LOG_LEVEL", "INFO"), _env_file=None)
 
 
 async def seed(data: Path) -> dict:

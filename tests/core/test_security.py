@@ -184,3 +184,20 @@ async def test_erasure_deletes_the_persons_rate_rows(app, client, ctx):
     assert left == {lim.key_hash("other@example.com"), lim.key_hash(other["user_id"]),
                     lim.key_hash(("other@example.com", "203.0.113.9"))}
     assert total == 3
+
+
+@pytest.mark.req("SEC1")
+async def test_password_strength_check_is_rate_limited_per_address(client):
+    from faoyam.web.pages import STRENGTH_LIMIT
+
+    body = {"password": "abcdefgh1"}
+    for _ in range(STRENGTH_LIMIT.limit):
+        r = await client.post("/web/password-strength", json=body)
+        assert r.status_code == 200 and "score" in r.json()
+    r = await client.post("/web/password-strength", json=body)
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+    # Another address is not affected.
+    ctx = client._transport.app.state.ctx
+    ctx.settings.trusted_proxies = ["127.0.0.1"]
+    r = await client.post("/web/password-strength", json=body, headers={"X-Forwarded-For": "198.51.100.20"})
+    assert r.status_code == 200

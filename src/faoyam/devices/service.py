@@ -164,32 +164,32 @@ async def list_devices(ctx: Context, user_id: str) -> list[DeviceOut]:
     ``tests/devices/test_query_count.py`` holds it there.
     """
     mine = (Device.owner_id == user_id) | (Share.id.is_not(None) & Device.owner_id.is_not(None))
-    q = (select(Device, Share.permissions, Share.channels, Share.accepted_at, DeviceAddress.ip)
+    # Plain rows of the table, not ORM objects: this is read-only, and a tenth of the cost.
+    q = (select(Device.__table__, Share.permissions, Share.channels, Share.accepted_at, DeviceAddress.ip.label("address"))
          .outerjoin(Share, (Share.device_id == Device.id) & (Share.invitee_id == user_id) & (Share.status == "accepted"))
          .outerjoin(DeviceAddress, DeviceAddress.device_id == Device.id)
          .where(mine))
     async with ctx.db.session() as s:
         rows = (await s.execute(q)).all()
-        owned = sorted((r for r in rows if r.Device.owner_id == user_id), key=lambda r: (r.Device.bound_at, r.Device.id))
-        shared = sorted((r for r in rows if r.Device.owner_id != user_id), key=lambda r: (r.accepted_at, r.Device.id))
+        owned = sorted((r for r in rows if r.owner_id == user_id), key=lambda r: (r.bound_at, r.id))
+        shared = sorted((r for r in rows if r.owner_id != user_id), key=lambda r: (r.accepted_at, r.id))
         items: list[tuple[Device, Access]] = [
-            (r.Device, Access(r.Device.id, "owner", frozenset(authz.PERMISSIONS), None, user_id, r.Device.serial))
-            for r in owned]
+            (r, Access(r.id, "owner", frozenset(authz.PERMISSIONS), None, user_id, r.serial)) for r in owned]
         for r in shared:
-            d = r.Device
             chans = None if r.channels is None else frozenset(r.channels)
-            items.append((d, Access(d.id, "shared", frozenset(("view", *r.permissions)), chans, d.owner_id, None)))
-        return await describe(ctx, s, items, addresses={r.Device.id: r.ip for r in owned if r.ip})
+            items.append((r, Access(r.id, "shared", frozenset(("view", *r.permissions)), chans, r.owner_id, None)))
+        return await describe(ctx, s, items, addresses={r.id: r.address for r in owned if r.address})
 
 
 async def get_device(ctx: Context, user_id: str, device_id: str) -> DeviceOut:
     async with ctx.db.session() as s:
         acc = await authz.require(ctx, user_id, device_id, "view", session=s)
-        row = (await s.execute(select(Device, DeviceAddress.ip).outerjoin(DeviceAddress, DeviceAddress.device_id == Device.id)
+        row = (await s.execute(select(Device.__table__, DeviceAddress.ip.label("address"))
+                               .outerjoin(DeviceAddress, DeviceAddress.device_id == Device.id)
                                .where(Device.id == device_id))).first()
-        if row is None or row.Device.owner_id != acc.owner_id:  # deleted a moment ago
+        if row is None or row.owner_id != acc.owner_id:  # deleted a moment ago
             raise authz.DeviceNotFound("There is no such device in your account.")
-        (out,) = await describe(ctx, s, [(row.Device, acc)], addresses={device_id: row.ip} if row.ip else {})
+        (out,) = await describe(ctx, s, [(row, acc)], addresses={device_id: row.address} if row.address else {})
     return out
 
 

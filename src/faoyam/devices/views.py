@@ -5,7 +5,7 @@ and the channels the share covers — never the serial, network or location deta
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from faoyam.accounts.service import user_briefs
 from faoyam.core.context import Context
@@ -14,7 +14,7 @@ from faoyam.devices.models import Channel, Device, DeviceAddress
 from faoyam.devices.schemas import ChannelOut, DeviceOut
 
 
-async def describe(ctx: Context, session, items: list[tuple[Device, Access]],
+async def describe(ctx: Context, session, items: list[tuple[Device | Row, Access]],
                    addresses: dict[str, str] | None = None) -> list[DeviceOut]:
     """DeviceOut for each (row, access), with a fixed number of queries for the whole list:
     channels, then the doorbell/chime pairs and the sharers' nicknames when there are any.
@@ -22,8 +22,10 @@ async def describe(ctx: Context, session, items: list[tuple[Device, Access]],
     if not items:
         return []
     ids = [row.id for row, _ in items]
-    channels: dict[str, list[Channel]] = {i: [] for i in ids}
-    for ch in (await session.execute(select(Channel).where(Channel.device_id.in_(ids)).order_by(Channel.index))).scalars():
+    channels: dict[str, list] = {i: [] for i in ids}
+    q = (select(Channel.device_id, Channel.index.label("idx"), Channel.name, Channel.abilities, Channel.cover_key)
+         .where(Channel.device_id.in_(ids)).order_by(Channel.index))
+    for ch in (await session.execute(q)).all():  # plain rows: read-only, cheaper than ORM objects
         channels[ch.device_id].append(ch)
     owned = [row for row, acc in items if acc.is_owner]
     if addresses is None:
@@ -40,8 +42,8 @@ async def describe(ctx: Context, session, items: list[tuple[Device, Access]],
             id=row.id, kind=row.kind, model=row.model, name=row.name, role=acc.role, shared=not acc.is_owner,
             permissions=sorted(acc.permissions), online=row.online, last_seen_at=row.last_seen_at,
             has_cover=bool(row.cover_key), abilities=list(row.abilities or []),
-            channels=[ChannelOut(index=c.index, name=c.name, abilities=list(c.abilities or []), has_cover=bool(c.cover_key))
-                      for c in channels[row.id] if acc.sees_channel(c.index)],
+            channels=[ChannelOut(index=c.idx, name=c.name, abilities=list(c.abilities or []), has_cover=bool(c.cover_key))
+                      for c in channels[row.id] if acc.sees_channel(c.idx)],
             parent_id=parent_id, accessory_ids=accessory_ids,
         )
         if acc.is_owner:
