@@ -75,7 +75,9 @@ def serve(host: str = typer.Option(None, help="the address to listen on (default
     with console.status("Migrating the database…"):
         upgrade(s.db_url)
     console.print(f"[bold green]faoyam[/] on http://{s.host}:{s.port}  (data in {s.data_dir.resolve()})")
-    uvicorn.run(create_app(s), host=s.host, port=s.port, access_log=False, log_config=None)
+    uvicorn.run(create_app(s), host=s.host, port=s.port, access_log=False, log_config=None,
+                # X-Forwarded-For is read by faoyam.core.http, from trusted_proxies only.
+                proxy_headers=False)
 
 
 @app.command()

@@ -130,7 +130,7 @@ class SignInEvent(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=_ID)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True, info=personal("identifier", "B2", retention="7d"))
     ip: Mapped[str | None] = mapped_column(String(45), info=personal("network", "B2", retention="7d"))
-    outcome: Mapped[str] = mapped_column(String(20), info=not_personal("ok | bad_password | locked"))
+    outcome: Mapped[str] = mapped_column(String(20), info=not_personal("ok | bad_password | step_up"))
     method: Mapped[str] = mapped_column(String(40), info=not_personal("password | oidc:<provider>"))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, info=_BOOK)
     success: Mapped[bool] = mapped_column(Boolean, default=False, info=_BOOK)

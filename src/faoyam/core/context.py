@@ -49,5 +49,7 @@ class Context:
         await self.db.dispose()
 
 
-def get_ctx(request: Request) -> Context:
+async def get_ctx(request: Request) -> Context:
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread, a thread hop on
+    # every request for a dictionary look-up.
     return request.app.state.ctx

@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from faoyam.core.context import Context
+from faoyam.core.cpu import offload
 from faoyam.core.database import utcnow
 from faoyam.core.errors import Invalid
 from faoyam.core.security import keyed_hash, new_token
@@ -294,7 +295,7 @@ async def record_alarm(ctx: Context, serial: str, report: AlarmReport) -> str:
         raise BadReport("The device has no such channel.", field="channel")
     snapshot_key = None
     if report.snapshot:
-        if len(report.snapshot) <= MAX_SNAPSHOT_BYTES and _is_jpeg(report.snapshot):
+        if len(report.snapshot) <= MAX_SNAPSHOT_BYTES and await offload(_is_jpeg, report.snapshot):
             snapshot_key = await ctx.blobs.put("alarm_snapshot", report.snapshot)
         else:
             log.warning("devices.alarm_snapshot_refused", extra={"device": device_id, "bytes": len(report.snapshot)})
