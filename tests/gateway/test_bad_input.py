@@ -17,14 +17,14 @@ from tests.gateway.conftest import eventually, new_device, online, options
 
 
 async def _raw(ctx, ident) -> aiomqtt.Client:
-    return aiomqtt.Client("127.0.0.1", ctx.extras["mqtt_port"], username=ident.username, password=ident.password,
+    return aiomqtt.Client("127.0.0.1", ctx.mqtt_port, username=ident.username, password=ident.password,
                           identifier=ident.username)
 
 
 @pytest.mark.req("SEC1")
 async def test_malformed_unknown_replayed_and_oversized_messages_are_dropped(svc, caplog):
     caplog.set_level(logging.INFO)
-    gw = svc.extras["gateway"]
+    gw = svc.gateway
     bad, good = await new_device(svc), await new_device(svc)
     b = await online(svc, bad)
     g = await online(svc, good)
@@ -64,7 +64,7 @@ async def test_malformed_unknown_replayed_and_oversized_messages_are_dropped(svc
 
 @pytest.mark.req("SEC1")
 async def test_unknown_kind_reaching_the_gateway_is_dropped(svc):
-    gw = svc.extras["gateway"]
+    gw = svc.gateway
     gw._receive("faoyam/d/ABCD1234/up/telemetry", b"{}")
     gw._receive("faoyam/d/not a serial/up/heartbeat", b"{}")
     gw._receive("elsewhere/x", b"{}")
@@ -73,7 +73,7 @@ async def test_unknown_kind_reaching_the_gateway_is_dropped(svc):
 
 @pytest.mark.req("SEC1")
 async def test_packets_above_the_broker_limit_close_only_that_connection(svc):
-    gw = svc.extras["gateway"]
+    gw = svc.gateway
     bad, good = await new_device(svc), await new_device(svc)
     b = await online(svc, bad)
     g = await online(svc, good)
@@ -91,7 +91,7 @@ async def test_packets_above_the_broker_limit_close_only_that_connection(svc):
 @pytest.mark.req("SEC1")
 async def test_a_flooding_device_is_rate_limited_and_others_are_served(service_factory, broker):
     svc = await service_factory(broker, options(guard=GuardOptions(rate=5, burst=10, log_every_s=0.2)))
-    gw = svc.extras["gateway"]
+    gw = svc.gateway
     flood, calm = await new_device(svc), await new_device(svc)
     f = await online(svc, flood)
     c = await online(svc, calm)

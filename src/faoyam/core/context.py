@@ -1,18 +1,38 @@
-"""The services a request or a job works with, built once per process from Settings."""
+"""The services a request or a job works with, built once per process from Settings.
+
+Every long-lived helper is a named, typed attribute, so a reader sees what a request may
+use. The domains' lifecycles fill the optional ones in at start-up (``devices.lifecycle``:
+broker, gateway, MQTT port, erasure hook; the demo: its devices) and clear them at stop.
+The domain types are imported for type checking only: ``core`` never imports a domain
+at run time.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
 from faoyam.core.config import Settings
 from faoyam.core.database import Database
+from faoyam.core.jobs import Scheduler
 from faoyam.core.messaging import Messenger
 from faoyam.core.ratelimit import RateLimiter
 from faoyam.core.security import SecretBox
 from faoyam.core.storage import BlobStore, make_blob_store
+
+if TYPE_CHECKING:  # type names only (see the module docstring)
+    from faoyam.agent.demo import DemoDevices
+    from faoyam.devices.gateway.embedded import EmbeddedBroker
+    from faoyam.devices.ports import Gateway
+
+# The process roles (docs/process-roles.md). A context built for tests or one process
+# that runs everything has all of them.
+ROLES = ("web", "gateway", "media")
+
+ErasureHook = Callable[[Any], Awaitable[Callable[[], Awaitable[None]] | None]]
 
 
 @dataclass
@@ -23,15 +43,30 @@ class Context:
     messenger: Messenger
     limiter: RateLimiter
     secrets: SecretBox
-    # Long-lived helpers that domains attach (the device gateway, the broker, ...).
-    extras: dict[str, Any] = field(default_factory=dict)
+    # Which roles this process plays: "gateway" runs the device gateway (and the embedded
+    # broker); without it a process reaches devices through a gateway client.
+    roles: frozenset[str] = frozenset(ROLES)
+    # Periodic jobs of this process (retention, sweeps); started with the web role.
+    scheduler: Scheduler = field(default_factory=Scheduler)
+    # Reaching devices (``devices.ports.Gateway``): the gateway, or a client of remote ones.
+    gateway: Gateway | None = None
+    # The in-process MQTT broker (``mqtt_mode = "embedded"``, gateway role only).
+    broker: EmbeddedBroker | None = None
+    # The port devices connect to (the embedded broker's bound one, or the external one's).
+    mqtt_port: int | None = None
+    # The devices domain's erasure hook, registered while the gateway link runs.
+    erasure_hook: ErasureHook | None = None
+    # ``faoyam demo``: the simulated devices running in this process.
+    demo_devices: DemoDevices | None = None
+    # External sign-in: provider metadata and keys, by URL (accounts.oidc_client).
+    oidc_cache: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> bytes:
         return self.settings.resolved_secret_key
 
     @classmethod
-    def build(cls, settings: Settings) -> Context:
+    def build(cls, settings: Settings, *, roles: frozenset[str] | None = None) -> Context:
         settings.ensure_dirs()
         db = Database(settings.db_url)
         blobs = make_blob_store(settings)
@@ -42,6 +77,7 @@ class Context:
             messenger=Messenger(settings, db, blobs),
             limiter=RateLimiter(db, settings.resolved_secret_key, settings.rate_limit_enabled),
             secrets=SecretBox(settings.resolved_device_keys),
+            roles=frozenset(ROLES) if roles is None else frozenset(roles),
         )
 
     async def close(self) -> None:

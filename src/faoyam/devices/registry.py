@@ -53,10 +53,18 @@ def _secret_hash(ctx: Context, scope: str, serial: str, secret: str) -> str:
     return keyed_hash(ctx.key, f"device-{scope}:{serial}:{secret}")
 
 
-async def find_by_serial(session, ctx: Context, serial: str) -> Device | None:
+async def find_by_serial(session, ctx: Context, serial: str, *, for_update: bool = False) -> Device | None:
     if not v.is_serial(serial):
         return None
-    return (await session.execute(select(Device).where(Device.serial_hash == serial_hash(ctx, serial)))).scalar_one_or_none()
+    q = select(Device).where(Device.serial_hash == serial_hash(ctx, serial))
+    return (await session.execute(q.with_for_update() if for_update else q)).scalar_one_or_none()
+
+
+def released(row: Device) -> bool:
+    """A unit whose binding was erased (its owner deleted it or erased the account) and
+    that nobody has bound since: the erasure took its credentials back. Until someone
+    adds it again, what it reports is refused, so it produces no personal data."""
+    return row.owner_id is None and row.credential_generation > 0 and row.credential_hash is None
 
 
 def _learn_serial(row: Device, serial: str) -> None:
@@ -165,9 +173,12 @@ async def activate(ctx: Context, serial: str, report: ActivationReport, ip: str 
     password = new_token(24)
     now = utcnow()
     async with ctx.db.transaction() as s:
-        row = await find_by_serial(s, ctx, serial)
+        row = await find_by_serial(s, ctx, serial, for_update=True)
         if row is None:
             raise BadReport("This device is not known to the registry.", code="unknown-device")
+        if released(row):
+            raise BadReport("This device was removed from its account; add it to an account first.",
+                            code="device-released")
         _learn_serial(row, serial)
         row.mac, row.firmware, row.config = mac, firmware, config
         row.country = place.country if place else None
@@ -200,17 +211,28 @@ async def _set_address(s, device_id: str, ip: str | None, at: dt.datetime) -> No
         current.ip, current.seen_at = ip, at
 
 
+async def _report_row(s, ctx: Context, serial: str, op: str) -> Device | None:
+    """The row a device report is about, locked for this transaction; None (and a log
+    line) for a serial the registry does not know or a released unit (``released``).
+
+    The lock is what closes the race with an erasure: a report that reads the row after
+    the erasure committed sees the unit released and writes nothing."""
+    row = await find_by_serial(s, ctx, serial, for_update=True)
+    if row is None:
+        log.warning("devices.unknown_serial", extra={"op": op})
+        return None
+    if released(row):
+        log.info("devices.released_report_refused", extra={"op": op})
+        return None
+    _learn_serial(row, serial)
+    return row
+
+
 @asynccontextmanager
 async def _reported(ctx: Context, serial: str, op: str):
-    """The row a device report is about, in a transaction: ``(session, row)``, with row
-    None (and a log line) for a serial the registry does not know."""
+    """``(session, row)`` of ``_report_row`` in a transaction."""
     async with ctx.db.transaction() as s:
-        row = await find_by_serial(s, ctx, serial)
-        if row is None:
-            log.warning("devices.unknown_serial", extra={"op": op})
-        else:
-            _learn_serial(row, serial)
-        yield s, row
+        yield s, await _report_row(s, ctx, serial, op)
 
 
 async def set_online(ctx: Context, serial: str, online: bool, at: dt.datetime) -> None:
@@ -231,20 +253,41 @@ async def set_online(ctx: Context, serial: str, online: bool, at: dt.datetime) -
 
 async def heartbeat(ctx: Context, serial: str, at: dt.datetime, status: dict) -> None:
     """A sign of life with the device's status (signal, storage, ...); may carry a new "ip"."""
-    status = v.report_json(status or {}, "status")
+    v.report_json(status or {}, "status")  # a bad one is refused here (BadReport)
+    await heartbeats(ctx, [(serial, at, status)])
+
+
+async def heartbeats(ctx: Context, beats: list[tuple[str, dt.datetime, dict]]) -> int:
+    """Many heartbeats in one transaction (the gateway coalesces them); returns how many
+    were stored. A bad status is skipped and logged; it does not fail the others."""
+    checked = []
+    for serial, at, status in beats:
+        try:
+            checked.append((serial, at, v.report_json(status or {}, "status")))
+        except BadReport:
+            log.warning("devices.bad_status")
+    stored = 0
+    async with ctx.db.transaction() as s:
+        # Rows are locked in one order (by serial) so two nodes' batches cannot deadlock.
+        for serial, at, status in sorted(checked, key=lambda b: b[0]):
+            row = await _report_row(s, ctx, serial, "heartbeat")
+            if row is not None:
+                await _beat(s, row, at, status)
+                stored += 1
+    return stored
+
+
+async def _beat(s, row: Device, at: dt.datetime, status: dict) -> None:
     ip = v.report_ip(status.get("ip")) if isinstance(status.get("ip"), str) else None
-    async with _reported(ctx, serial, "heartbeat") as (s, row):
-        if row is None:
-            return
-        row.online = True
-        row.last_seen_at = max(at, row.last_seen_at) if row.last_seen_at else at
-        # The address lives in device_addresses (kept 7 days), not in the status blob.
-        row.status = {k: val for k, val in status.items() if k != "ip"}
-        if ip is not None:
-            place = place_of(ip)
-            row.country = place.country if place else None
-            row.location = place.location if place else None
-            await _set_address(s, row.id, ip, at)
+    row.online = True
+    row.last_seen_at = max(at, row.last_seen_at) if row.last_seen_at else at
+    # The address lives in device_addresses (kept 7 days), not in the status blob.
+    row.status = {k: val for k, val in status.items() if k != "ip"}
+    if ip is not None:
+        place = place_of(ip)
+        row.country = place.country if place else None
+        row.location = place.location if place else None
+        await _set_address(s, row.id, ip, at)
 
 
 async def report_config(ctx: Context, serial: str, config: dict) -> None:

@@ -242,10 +242,12 @@ class _Broker(Broker):
 class EmbeddedBroker:
     """amqtt started in-process with the device plugins, on host:port (port 0: any free)."""
 
-    def __init__(self, host: str, port: int, authenticate, *, max_packet: int = p.MAX_PACKET):
+    def __init__(self, host: str, port: int, authenticate, *, max_packet: int = p.MAX_PACKET,
+                 service_password: str | None = None):
         self.host, self.requested_port = host, port
         self.service_user = "faoyam-gateway"
-        self.service_password = secrets.token_urlsafe(32)
+        # Given: every process of the deployment can sign in (the web role's gateway client).
+        self.service_password = service_password or secrets.token_urlsafe(32)
         self.policy = Policy(self.service_user, self.service_password, authenticate)
         self.max_packet = max_packet
         self.broker: _Broker | None = None
