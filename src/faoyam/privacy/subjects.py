@@ -238,7 +238,12 @@ async def _remove(session: AsyncSession, conditions: dict[str, ColumnElement[boo
     for t in tables:
         pk_cols = list(t.primary_key.columns)
         blob_cols = [c for c in t.columns if isinstance(d := column_declaration(c), Personal) and d.blob]
-        rows = (await session.execute(select(*pk_cols, *blob_cols).where(conditions[t.name]))).all()
+        # Locked, parents first (PostgreSQL): a device report holding its device row is
+        # waited for, and the child rows it wrote are then seen here, instead of being
+        # missed or deadlocking. NO KEY UPDATE, so a foreign-key check (KEY SHARE) of such
+        # a report on a parent row locked here does not wait for us.
+        rows = (await session.execute(select(*pk_cols, *blob_cols).where(conditions[t.name])
+                                      .with_for_update(key_share=True))).all()
         if not rows:
             continue
         plan[t.name] = [tuple(r[: len(pk_cols)]) for r in rows]
@@ -291,6 +296,7 @@ async def _run_removal(db: Database, blobs: BlobStore, reason: str,
         counts, keys = await _remove(s, conditions)
         rec = ErasureRecord(reason=reason, counts=counts, blobs=len(set(keys)), finished_at=utcnow())
         s.add(rec)
+    await db.checkpoint()  # SQLite: no erased value left in the write-ahead log
     await sweep_tombstones(db, blobs)
     return RemovalReport(counts=counts, blobs=len(set(keys)), record_id=rec.id)
 

@@ -150,9 +150,9 @@ class DeviceGateway:
         """Connect and run. ``wait=False`` (a web node whose broker may start later): keep
         trying in the background; commands answer ``DeviceOffline`` until connected."""
         self._tasks = [asyncio.create_task(self._run(), name="gateway-mqtt")]
+        self._tasks += [asyncio.create_task(self._worker(q), name=f"gateway-worker-{i}")  # replies, on any node
+                        for i, q in enumerate(self._queues)]
         if self.uplink:
-            self._tasks += [asyncio.create_task(self._worker(q), name=f"gateway-worker-{i}")
-                            for i, q in enumerate(self._queues)]
             self._tasks.append(asyncio.create_task(self._sweeper(), name="gateway-sweeper"))
             self._tasks.append(asyncio.create_task(self._flusher(), name="gateway-heartbeats"))
         if not wait:
@@ -422,16 +422,17 @@ class DeviceGateway:
 
     async def flush(self) -> int:
         """Write the noted heartbeats (one transaction for the registry, one for presence);
-        returns how many. A device that had no connection on record is now online."""
+        returns how many were noted. A device with no connection on record is now online."""
         beats, self._beats = self._beats, {}
         touched, self._touched = self._touched, {}
         if not beats and not touched:
             return 0
-        if beats:
-            await self.reg.heartbeats(self.ctx, [(serial, at, status) for serial, (_, at, status) in beats.items()])
+        stored = set(await self.reg.heartbeats(
+            self.ctx, [(serial, at, status) for serial, (_, at, status) in beats.items()])) if beats else set()
         serial_of: dict[str, str] = {}
         stamps: dict[str, dt.datetime] = {}
-        for serial, received in [*touched.items(), *((s, b[0]) for s, b in beats.items())]:
+        # A refused heartbeat (a released unit) does not keep a connection alive either.
+        for serial, received in [*touched.items(), *((s, b[0]) for s, b in beats.items() if s in stored)]:
             did = await self.device_id(serial)
             if did is not None:
                 serial_of[did], stamps[did] = serial, received
