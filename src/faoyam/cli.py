@@ -16,6 +16,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -47,13 +48,15 @@ def _settings(**overrides) -> Settings:
 
 
 @app.command()
-def serve(host: str = typer.Option(None, help="address the web app listens on"),
-          port: int = typer.Option(None, help="port the web app listens on"),
-          data_dir: Path = typer.Option(None, help="where the embedded defaults keep state"),
-          demo: bool = typer.Option(False, help="bind simulated devices to a demo account"),
-          role: list[str] = typer.Option(None, "--role", help="run only this role: web, gateway or media "
-                                         "(repeat it or give a comma list; default: all, one process each)"),
-          no_migrate: bool = typer.Option(False, "--no-migrate", hidden=True, help="the supervisor migrated already")):
+def serve(host: Annotated[str | None, typer.Option(help="address the web app listens on")] = None,
+          port: Annotated[int | None, typer.Option(help="port the web app listens on")] = None,
+          data_dir: Annotated[Path | None, typer.Option(help="where the embedded defaults keep state")] = None,
+          demo: Annotated[bool, typer.Option(help="bind simulated devices to a demo account")] = False,
+          role: Annotated[list[str] | None, typer.Option(
+              "--role", help="run only this role: web, gateway or media (repeat it or give a comma list; "
+              "default: all, one process each)")] = None,
+          no_migrate: Annotated[bool, typer.Option("--no-migrate", hidden=True,
+                                                   help="the supervisor migrated already")] = False):
     """Run the service: the web app, the device gateway and the media worker, one process
     each (see docs/process-roles.md); with --role, only those roles, for several nodes."""
     from faoyam import roles as process_roles

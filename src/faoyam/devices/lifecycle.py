@@ -18,6 +18,7 @@ reads the shared online state and asks the gateway nodes to drop deleted devices
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from faoyam.core.context import Context
@@ -45,8 +46,8 @@ async def start(ctx: Context, *, options=None) -> None:
     runs_gateway = "gateway" in ctx.roles
     external = s.mqtt_mode == "external"
     options = options or GatewayOptions()
-    if external and options.share_group is None:
-        options.share_group = "faoyam"  # Mosquitto: gateway nodes share the uplink
+    if external and options.share_group is None:  # Mosquitto: gateway nodes share the uplink
+        options = dataclasses.replace(options, share_group="faoyam")
     if external:
         user, password, port = s.mqtt_username or SERVICE_USER, s.mqtt_password or "", s.mqtt_port
     else:
