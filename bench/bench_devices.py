@@ -60,7 +60,7 @@ async def service_main(args) -> None:
                  _env_file=None)
     ctx = Context.build(s)
     await lifecycle.start(ctx, options=GatewayOptions(heartbeat_s=30))
-    gw = ctx.extras["gateway"]
+    gw = ctx.gateway
     serials = json.loads(Path(args.serials).read_text())
     everyone, killed = set(serials["all"]), set(serials["killed"])
     import gc
@@ -206,7 +206,7 @@ async def setup(args, work: Path, mosq) -> dict:
     t_activate = time.perf_counter() - t0
     for p in procs:
         p.kill()
-    gw = ctx.extras["gateway"]
+    gw = ctx.gateway
     await gw.wait_until(lambda: not gw.online(), 120)
     await lifecycle.stop(ctx)
     await ctx.close()

@@ -51,7 +51,7 @@ async def test_the_demo_raises_an_alarm_with_a_snapshot_soon_after_start(service
             await asyncio.sleep(0.2)
         assert len(alarms) == 1, "no alarm after start"
         assert alarms[0].snapshot_key and alarms[0].device_id in handle.device_ids
-        assert handle.broker_port == svc.extras["mqtt_port"] != 1883
+        assert handle.broker_port == svc.mqtt_port != 1883
     finally:
         await handle.stop()
 
@@ -64,7 +64,7 @@ async def test_the_demo_says_where_its_broker_is_when_not_on_1883(settings, caps
     await ctx.db.create_all()
     application = create_app(ctx=ctx)
     async with application.router.lifespan_context(application):
-        port = ctx.extras["mqtt_port"]
+        port = ctx.mqtt_port
     await ctx.close()
     out = capsys.readouterr().out
     assert "Demo account:  demo@example.com" in out

@@ -25,6 +25,10 @@ log = logging.getLogger("faoyam.http")
 # Each domain may have ``api`` (router), ``pages`` (router) and ``lifecycle``
 # (``async start(ctx)`` / ``async stop(ctx)`` for background services).
 DOMAINS = ["accounts", "privacy", "devices", "web", "demo"]
+# Domains whose background services are a process role of their own: their lifecycle runs
+# only where the context has that role (docs/process-roles.md). In one process with every
+# role (tests, ``create_app()`` alone) that is this one.
+ROLE_LIFECYCLES = {"media": "media"}
 # Further router modules, beyond ``<domain>.api`` and ``<domain>.pages``.
 EXTRA_ROUTERS = ["faoyam.accounts.oidc", "faoyam.devices.share_links"]
 
@@ -33,7 +37,7 @@ def _optional(module: str):
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
-        if exc.name == module:
+        if exc.name == module or module.startswith(f"{exc.name}."):  # it, or its package, is absent
             return None
         raise
 
@@ -78,7 +82,10 @@ class RequestLogAndHeaders:
                                            "user": user.id if user else None})  # written as a keyed pseudonym
 
 
-def create_app(settings: Settings | None = None, *, ctx: Context | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, ctx: Context | None = None,
+               roles: frozenset[str] | None = None) -> FastAPI:
+    """The app. ``roles``: what this process runs besides the web app (default: every
+    role, so one process is the whole service); ``faoyam serve`` gives ``{"web"}``."""
     settings = settings or (ctx.settings if ctx else Settings())
     own_ctx = ctx is None
 
@@ -86,7 +93,9 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None) 
     async def lifespan(app: FastAPI):
         c: Context = app.state.ctx
         started = []
-        for d in DOMAINS:
+        for d in [*DOMAINS, *(x for x in ROLE_LIFECYCLES if x not in DOMAINS)]:
+            if d in ROLE_LIFECYCLES and ROLE_LIFECYCLES[d] not in c.roles:
+                continue
             lc = _optional(f"faoyam.{d}.lifecycle")
             if lc is not None and hasattr(lc, "start"):
                 await lc.start(c)
@@ -105,7 +114,7 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None) 
 
     app = FastAPI(title="faoyam", version=__version__, lifespan=lifespan, docs_url="/api/docs",
                   openapi_url="/api/openapi.json", redoc_url=None)
-    app.state.ctx = ctx or Context.build(settings)
+    app.state.ctx = ctx or Context.build(settings, roles=roles)
     errors.install(app)
 
     app.add_middleware(RequestLogAndHeaders, settings=settings)

@@ -21,6 +21,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -61,23 +62,48 @@ def _settings(**overrides) -> Settings:
 
 
 @app.command()
-def serve(host: str = typer.Option(None, help="the address to listen on (default: FAOYAM_HOST, 127.0.0.1)"),
-          port: int = typer.Option(None, help="the port to listen on (default: FAOYAM_PORT, 8080)"),
-          data_dir: Path = typer.Option(None, help="the data directory (default: FAOYAM_DATA_DIR, ./faoyam-data)"),
-          demo: bool = typer.Option(False, help="bind simulated devices to a demo account")):
-    """Run the service (web app, API, device gateway) on embedded defaults unless configured."""
-    import uvicorn
-
-    from faoyam.app import create_app
+def serve(host: Annotated[str | None, typer.Option(help="address the web app listens on")] = None,
+          port: Annotated[int | None, typer.Option(help="port the web app listens on")] = None,
+          data_dir: Annotated[Path | None, typer.Option(help="where the embedded defaults keep state")] = None,
+          demo: Annotated[bool, typer.Option(help="bind simulated devices to a demo account")] = False,
+          role: Annotated[list[str] | None, typer.Option(
+              "--role", help="run only this role: web, gateway or media (repeat it or give a comma list; "
+              "default: all, one process each)")] = None,
+          no_migrate: Annotated[bool, typer.Option("--no-migrate", hidden=True,
+                                                   help="the supervisor migrated already")] = False):
+    """Run the service: the web app, the device gateway and the media worker, one process
+    each (see docs/process-roles.md); with --role, only those roles, for several nodes."""
+    from faoyam import roles as process_roles
     from faoyam.core.migrate import upgrade
 
+    try:
+        wanted = process_roles.parse_roles(role)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
     s = _settings(host=host, port=port, data_dir=data_dir, demo=demo or None)
-    with console.status("Migrating the database…"):
-        upgrade(s.db_url)
-    console.print(f"[bold green]faoyam[/] on http://{s.host}:{s.port}  (data in {s.data_dir.resolve()})")
-    uvicorn.run(create_app(s), host=s.host, port=s.port, access_log=False, log_config=None,
-                # X-Forwarded-For is read by faoyam.core.http, from trusted_proxies only.
-                proxy_headers=False)
+    if not no_migrate:
+        with console.status("Migrating the database…"):
+            upgrade(s.db_url)
+    if len(wanted) > 1:
+        options = [*(["--host", s.host, "--port", str(s.port)]), "--data-dir", str(s.data_dir.resolve()),
+                   *(["--demo"] if s.demo else [])]
+        console.print(f"[bold green]faoyam[/] {', '.join(wanted)} on http://{s.host}:{s.port}  "
+                      f"(data in {s.data_dir.resolve()})")
+        raise typer.Exit(process_roles.run_supervised(s, wanted, options))
+    (only,) = wanted
+    if only == "web":
+        import uvicorn
+
+        from faoyam.app import create_app
+
+        console.print(f"[bold green]faoyam[/] web on http://{s.host}:{s.port}  (data in {s.data_dir.resolve()})")
+        uvicorn.run(create_app(s, roles=frozenset({"web"})), host=s.host, port=s.port, access_log=False,
+                    log_config=None,
+                    # X-Forwarded-For is read by faoyam.core.http, from trusted_proxies only.
+                    proxy_headers=False)
+    else:
+        asyncio.run(process_roles.run_workers(s, [only]))
 
 
 @app.command()

@@ -181,13 +181,13 @@ async def world(tmp_path_factory, pg_url):
     app = create_app(ctx=ctx)
     async with app.router.lifespan_context(app):
         gw = FakeGateway()
-        ctx.extras["gateway"] = gw
+        ctx.gateway = gw
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
             # Somebody to invite by email: the owner's POST /shares needs a real account.
             await register(client, ctx, email="target@example.com", nickname="Target")
             people = {role: await person(ctx, role.title()) for role in [*ROLES, "friend"]}
             yield World(ctx, client, gw, people, app)
-        ctx.extras.pop("gateway", None)
+        ctx.gateway = None
     await ctx.close()
 
 

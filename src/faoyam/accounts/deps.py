@@ -86,10 +86,9 @@ class SessionCache:
 
 
 def session_cache(ctx: Context) -> SessionCache:
-    cache = ctx.extras.get("session_cache")
-    if cache is None:
-        cache = ctx.extras["session_cache"] = SessionCache(ctx.settings.session_cache_seconds)
-    return cache
+    if ctx.session_cache is None:
+        ctx.session_cache = SessionCache(ctx.settings.session_cache_seconds)
+    return ctx.session_cache
 
 
 def forget_sessions(ctx: Context, *, user_id: str | None = None, session_id: str | None = None) -> None:

@@ -7,6 +7,7 @@ from faoyam.accounts.deps import forget_sessions
 from faoyam.accounts.jobs import inactivity
 from faoyam.core.context import Context
 from faoyam.core.jobs import scheduler
+from faoyam.privacy.subjects import ERASURE_HOOKS
 
 
 def _forget_rate_limits(ctx: Context):
@@ -28,17 +29,13 @@ def _forget_rate_limits(ctx: Context):
 
 
 async def start(ctx: Context) -> None:
-    from faoyam.privacy.subjects import ERASURE_HOOKS
-
     scheduler(ctx).every(86400, "accounts.inactivity", lambda: inactivity(ctx))
     hook = _forget_rate_limits(ctx)
     ERASURE_HOOKS.append(hook)
-    ctx.extras["accounts_erasure_hook"] = hook
+    ctx.accounts_erasure_hook = hook
 
 
 async def stop(ctx: Context) -> None:
-    from faoyam.privacy.subjects import ERASURE_HOOKS
-
-    hook = ctx.extras.pop("accounts_erasure_hook", None)
+    hook, ctx.accounts_erasure_hook = ctx.accounts_erasure_hook, None
     if hook in ERASURE_HOOKS:
         ERASURE_HOOKS.remove(hook)

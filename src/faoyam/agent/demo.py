@@ -59,15 +59,15 @@ async def start_demo_devices(ctx, owner_user_id: str, *, cameras: int = 2, nvr_c
 
     Needs the gateway started (``mqtt_mode`` embedded or external). Chimes are bound with
     their doorbell by ``add_device``; everything else is added one by one. Returns a
-    handle; it is also kept in ``ctx.extras["demo_devices"]`` so the devices stop with the
+    handle; it is also kept in ``ctx.demo_devices`` so the devices stop with the
     service.
     """
-    if "gateway" not in ctx.extras:
+    if ctx.gateway is None:
         raise RuntimeError("the device gateway is not running (mqtt_mode is off?)")
     fleet = make_fleet(cameras, nvr_channels, doorbells)
     for ident in fleet:
         await factory_register(ctx, ident.factory_device())
-    handle = DemoDevices(Simulator(fleet, _host(ctx), ctx.extras["mqtt_port"], state_file=state_file), fleet)
+    handle = DemoDevices(Simulator(fleet, _host(ctx), ctx.mqtt_port, state_file=state_file), fleet)
     if state_file:
         handle.simulator._save()  # keep the factory secrets: the next start resumes this fleet
     for ident in fleet:
@@ -92,7 +92,7 @@ async def resume_demo_devices(ctx, owner_user_id: str, *, state_file, life: bool
     if not fleet or not {i.serial for i in fleet if i.kind != "chime"} <= bound:
         return await start_demo_devices(ctx, owner_user_id, life=life, alarm_every=alarm_every, wait=wait,
                                         state_file=state_file)
-    handle = DemoDevices(Simulator(fleet, _host(ctx), ctx.extras["mqtt_port"], state_file=state_file), fleet)
+    handle = DemoDevices(Simulator(fleet, _host(ctx), ctx.mqtt_port, state_file=state_file), fleet)
     handle.simulator.start()
     return await _run(ctx, handle, fleet, life=life, alarm_every=alarm_every, wait=wait)
 
@@ -100,12 +100,11 @@ async def resume_demo_devices(ctx, owner_user_id: str, *, state_file, life: bool
 async def _run(ctx, handle: DemoDevices, fleet, *, life: bool, alarm_every: float, wait: bool) -> DemoDevices:
     if wait:
         await handle.simulator.wait_connected(30)
-        gw = ctx.extras["gateway"]
-        await gw.wait_until(lambda: all(gw.is_connected(i.serial) for i in fleet), 30)
+        await ctx.gateway.wait_connected([i.serial for i in fleet], 30)
     if life:
         handle._life = asyncio.create_task(handle.simulator.life(alarm_every=alarm_every, flap_every=300,
                                                                  first_alarm_after=FIRST_ALARM_AFTER_S))
-    ctx.extras["demo_devices"] = handle
+    ctx.demo_devices = handle
     log.info("demo devices running", extra={"devices": len(fleet)})
     return handle
 

@@ -3,6 +3,14 @@
 SQLite (the embedded default) and PostgreSQL run the same models and migrations. For
 SQLite we turn on ``secure_delete`` so that erased rows are overwritten on disk, not just
 unlinked from the b-tree: the canary erasure test scans the raw database file.
+
+SQLite runs in WAL mode: readers do not wait for the writer (the web process reads while
+a gateway process writes heartbeats) and a commit appends to the log instead of
+rewriting pages (``synchronous=NORMAL`` is durable in WAL mode across application
+crashes; a power cut may lose the last commits, not corrupt the file). The log holds
+the old versions of pages until a checkpoint copies the new ones back, so an erasure ends
+with ``checkpoint()`` (the erased values must not linger in ``faoyam.db-wal``), and
+``journal_size_limit=0`` truncates the log whenever it is reset.
 """
 
 from __future__ import annotations
@@ -82,6 +90,9 @@ def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no branch
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA secure_delete=ON")
     cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA journal_size_limit=0")
     cur.close()
 
 
@@ -110,6 +121,14 @@ class Database:
         """A session whose work commits on success and rolls back on any error."""
         async with self.sessions() as s, s.begin():
             yield s
+
+    async def checkpoint(self) -> None:
+        """SQLite: copy the write-ahead log into the database file and truncate it (after
+        an erasure, so no old page version is left in the log). Nothing on PostgreSQL."""
+        if self.dialect != "sqlite":
+            return
+        async with self.engine.connect() as conn:
+            await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def create_all(self) -> None:
         """Create every table from the models (tests); production uses migrations."""

@@ -46,7 +46,7 @@ async def start(ctx: Context) -> None:
         return
     uid, password, _created = await ensure_demo_account(ctx)
     print(f"\n  Demo account:  {DEMO_EMAIL}\n  Password:      {password}\n", flush=True)  # noqa: T201 - for the person
-    if "gateway" not in ctx.extras:
+    if ctx.gateway is None:
         log.warning("demo devices need the device gateway (mqtt_mode embedded or external)")
         return
     # Same fleet as last time when there is one (same serials and credentials), else a new one.

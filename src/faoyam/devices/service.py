@@ -45,6 +45,7 @@ from faoyam.devices.registry import (  # noqa: F401 - re-exported: the contract 
     factory_register,
     find_by_serial,
     heartbeat,
+    heartbeats,
     record_alarm,
     report_config,
     safety_code_hash,
@@ -225,8 +226,7 @@ async def update_device(ctx: Context, user_id: str, device_id: str, patch: Devic
 async def _push_clock(ctx: Context, serial: str | None, tz: str | None, dst: bool) -> None:
     """Tell a connected device its new time zone. The stored setting is the truth either way;
     an offline device is told by the gateway's configuration sync when it comes back."""
-    gw = commands.gateway(ctx)
-    if gw is None or not serial or not gw.is_connected(serial):
+    if not await commands.is_online(ctx, serial):
         return
     try:
         await commands.send(ctx, serial, "set_config", {"time_zone": tz, "dst": dst})
@@ -313,7 +313,7 @@ async def delete_device(ctx: Context, user_id: str, device_id: str) -> dict:
     t = Device.__table__
     report = await remove_rows(ctx.db, ctx.blobs, "devices", t.c.id.in_(ids) & (t.c.owner_id == acc.owner_id),
                                reason="device_removed")
-    await commands.disconnect_quietly(ctx, [serial for _, serial in units if serial])
+    await commands.released(ctx, ids, [serial for _, serial in units if serial])
     log.info("devices.deleted", extra={"device": device_id, "units": len(ids), "rows": report.rows})
     return {"removed": ids, "rows": report.rows, "files": report.blobs}
 

@@ -194,7 +194,12 @@ async def _plan(session: AsyncSession, t: Table, reaches: list[Reach]) -> tuple[
     pk_cols = list(t.primary_key.columns)
     blob_cols = _blob_columns(t)
     flags = [case((r.condition, 1), else_=0).label(f"_reach{i}") for i, r in enumerate(reaches)]
-    q = select(*pk_cols, *blob_cols, *flags).where(or_(*[r.condition for r in reaches]))
+    # Locked, parents first (PostgreSQL): a device report holding its device row is waited
+    # for, and the child rows it wrote are then seen here, instead of being missed or
+    # deadlocking. NO KEY UPDATE, so a foreign-key check (KEY SHARE) of such a report on a
+    # parent row locked here does not wait for us.
+    q = (select(*pk_cols, *blob_cols, *flags).where(or_(*[r.condition for r in reaches]))
+         .with_for_update(key_share=True))
     plan, keys = _TablePlan(), []
     n_pk, n_blob = len(pk_cols), len(blob_cols)
     for row in (await session.execute(q)).all():
@@ -258,6 +263,7 @@ async def _run_removal(db: Database, blobs: BlobStore, reason: str, conditions: 
         counts, keys = await _remove(s, conditions)
         rec = ErasureRecord(reason=reason, counts=counts, blobs=len(set(keys)), started_at=started, finished_at=utcnow())
         s.add(rec)
+    await db.checkpoint()  # SQLite: no erased value left in the write-ahead log
     await sweep_quietly(db, blobs, keys)
     return RemovalReport(counts=counts, blobs=len(set(keys)), record_id=rec.id)
 
