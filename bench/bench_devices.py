@@ -60,7 +60,7 @@ async def service_main(args) -> None:
                  _env_file=None)
     ctx = Context.build(s)
     await lifecycle.start(ctx, options=GatewayOptions(heartbeat_s=30))
-    gw = ctx.extras["gateway"]
+    gw = ctx.gateway
     serials = json.loads(Path(args.serials).read_text())
     everyone, killed = set(serials["all"]), set(serials["killed"])
     import gc
@@ -181,6 +181,7 @@ def start_workers(files, port, *, save=False, on_go=None) -> list[Proc]:
 
 async def setup(args, work: Path, mosq) -> dict:
     """Factory-register and activate every device once (through a service)."""
+    from faoyam import models  # noqa: F401 - create_all below makes every domain's tables
     from faoyam.agent.simulator import load_state, make_cameras
     from faoyam.core.config import Settings
     from faoyam.core.context import Context
@@ -205,7 +206,7 @@ async def setup(args, work: Path, mosq) -> dict:
     t_activate = time.perf_counter() - t0
     for p in procs:
         p.kill()
-    gw = ctx.extras["gateway"]
+    gw = ctx.gateway
     await gw.wait_until(lambda: not gw.online(), 120)
     await lifecycle.stop(ctx)
     await ctx.close()

@@ -1,8 +1,10 @@
-"""Test fixtures: a fresh Context on SQLite (default) or PostgreSQL (FAOYAM_TEST_DB=postgres).
+"""Test fixtures: a fresh Context on SQLite (default) or PostgreSQL (FAOYAM_TEST_DB=postgres),
+with blobs in a local directory (default) or on a real S3 server (FAOYAM_TEST_BLOBS=s3).
 
 Every test gets its own data directory and an empty database. On PostgreSQL one database
 is migrated per run (which also proves the migrations on PostgreSQL) and emptied between
-tests.
+tests. On S3 one SeaweedFS server runs per session (tests/s3server.py) and every test gets
+its own prefix in its bucket.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from faoyam.core.config import Settings
 from faoyam.core.context import Context
 from faoyam.core.database import Base
 
-pytest_plugins = ["tests.compliance"]
+pytest_plugins = ["tests.compliance", "tests.s3server"]
 
 DB_KIND = os.environ.get("FAOYAM_TEST_DB", "sqlite")
+BLOB_KIND = os.environ.get("FAOYAM_TEST_BLOBS", "local")  # "s3": SeaweedFS, tests/s3server.py
 PG_ADMIN = os.environ.get("FAOYAM_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -32,7 +35,7 @@ def pytest_configure(config):
 
 
 def pytest_report_header(config):
-    return f"faoyam test database: {DB_KIND}"
+    return f"faoyam test database: {DB_KIND}, blobs: {BLOB_KIND}"
 
 
 @pytest.fixture(scope="session")
@@ -58,8 +61,18 @@ def pg_url() -> str | None:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, pg_url) -> Settings:
+def blob_settings(request) -> dict:
+    """The Settings fields for the blob backend this run tests (see tests/s3server.py)."""
+    if BLOB_KIND != "s3":
+        return {}
+    server = request.getfixturevalue("s3_server")
+    return server.settings_for(server.new_prefix())
+
+
+@pytest.fixture
+def settings(tmp_path: Path, pg_url, blob_settings) -> Settings:
     s = Settings(
+        **blob_settings,
         data_dir=tmp_path / "data",
         database_url=pg_url,
         mqtt_mode="off",
@@ -137,6 +150,15 @@ async def register(client: httpx.AsyncClient, ctx: Context, *, email: str | None
     assert r.status_code == 201, r.text
     client.cookies.clear()  # tests authenticate with bearer tokens unless they test cookies
     return r.json()
+
+
+async def all_blob_bytes(ctx: Context) -> bytes:
+    """Every byte the blob store holds, read through the store (so it works on S3), plus,
+    on the local backend, every file under its directory (stray temp files included)."""
+    stored = [await ctx.blobs.read(k) async for k in ctx.blobs.keys()]
+    root = ctx.settings.blobs_path
+    files = [p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()] if root.exists() else []
+    return b"".join(stored + files)
 
 
 def bearer(session: dict) -> dict:

@@ -8,6 +8,11 @@
     faoyam privacy erase    erase an account and everything about it
     faoyam privacy purge    remove data past its retention
     faoyam outbox           show mail and SMS written to the local outbox
+    faoyam blobs check      find files no record uses, and records whose file is gone
+
+Commands that read state (outbox, privacy requests, device keys) take ``--data-dir``, say
+which data directory they use, and refuse one that holds no faoyam database instead of
+creating it. An unexpected error prints one line; ``FAOYAM_DEBUG=1`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -16,13 +21,22 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from faoyam.core.commands import DataDirOption, FriendlyGroup, state_settings
 from faoyam.core.config import Settings
+from faoyam.privacy import blobs_cli
 
-app = typer.Typer(help="faoyam: an open, self-hostable smart-camera cloud.", no_args_is_help=True)
+# Commands import what they use inside their own body, so that ``faoyam --help`` and a
+# light command start fast (importing the whole app takes about 2 s). Start-up speed is
+# the only reason for a function-local import of a faoyam module, and only in CLI modules
+# (docs/decisions/layers.md; tests/test_layers.py checks it).
+
+app = typer.Typer(help="faoyam: an open, self-hostable smart-camera cloud.", no_args_is_help=True,
+                  cls=FriendlyGroup, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="Database schema.")
 privacy_app = typer.Typer(help="Data-subject requests and retention.")
 app.add_typer(db_app, name="db")
@@ -37,7 +51,8 @@ def _add_devices_cli() -> None:
 
 
 _add_devices_cli()
-console = Console(stderr=True)
+app.add_typer(blobs_cli.app, name="blobs")
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _settings(**overrides) -> Settings:
@@ -47,23 +62,53 @@ def _settings(**overrides) -> Settings:
 
 
 @app.command()
-def serve(host: str = typer.Option(None), port: int = typer.Option(None), data_dir: Path = typer.Option(None),
-          demo: bool = typer.Option(False, help="bind simulated devices to a demo account")):
-    """Run the service (web app, API, device gateway) on embedded defaults unless configured."""
-    import uvicorn
-
-    from faoyam.app import create_app
+def serve(host: Annotated[str | None, typer.Option(help="address the web app listens on")] = None,
+          port: Annotated[int | None, typer.Option(help="port the web app listens on")] = None,
+          data_dir: Annotated[Path | None, typer.Option(help="where the embedded defaults keep state")] = None,
+          demo: Annotated[bool, typer.Option(help="bind simulated devices to a demo account")] = False,
+          role: Annotated[list[str] | None, typer.Option(
+              "--role", help="run only this role: web, gateway or media (repeat it or give a comma list; "
+              "default: all, one process each)")] = None,
+          no_migrate: Annotated[bool, typer.Option("--no-migrate", hidden=True,
+                                                   help="the supervisor migrated already")] = False):
+    """Run the service: the web app, the device gateway and the media worker, one process
+    each (see docs/process-roles.md); with --role, only those roles, for several nodes."""
+    from faoyam import roles as process_roles
     from faoyam.core.migrate import upgrade
 
+    try:
+        wanted = process_roles.parse_roles(role)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
     s = _settings(host=host, port=port, data_dir=data_dir, demo=demo or None)
-    with console.status("Migrating the database…"):
-        upgrade(s.db_url)
-    console.print(f"[bold green]faoyam[/] on http://{s.host}:{s.port}  (data in {s.data_dir.resolve()})")
-    uvicorn.run(create_app(s), host=s.host, port=s.port, access_log=False, log_config=None)
+    if not no_migrate:
+        with console.status("Migrating the database…"):
+            upgrade(s.db_url)
+    if len(wanted) > 1:
+        options = [*(["--host", s.host, "--port", str(s.port)]), "--data-dir", str(s.data_dir.resolve()),
+                   *(["--demo"] if s.demo else [])]
+        console.print(f"[bold green]faoyam[/] {', '.join(wanted)} on http://{s.host}:{s.port}  "
+                      f"(data in {s.data_dir.resolve()})")
+        raise typer.Exit(process_roles.run_supervised(s, wanted, options))
+    (only,) = wanted
+    if only == "web":
+        import uvicorn
+
+        from faoyam.app import create_app
+
+        console.print(f"[bold green]faoyam[/] web on http://{s.host}:{s.port}  (data in {s.data_dir.resolve()})")
+        uvicorn.run(create_app(s, roles=frozenset({"web"})), host=s.host, port=s.port, access_log=False,
+                    log_config=None,
+                    # X-Forwarded-For is read by faoyam.core.http, from trusted_proxies only.
+                    proxy_headers=False)
+    else:
+        asyncio.run(process_roles.run_workers(s, [only]))
 
 
 @app.command()
-def demo(port: int = typer.Option(8080), data_dir: Path = typer.Option(Path("faoyam-data"))):
+def demo(port: int = typer.Option(8080, help="the web app's port"),
+         data_dir: DataDirOption = None):
     """Run the service with a demo account and simulated cameras (see README)."""
     import os
     import socket
@@ -82,18 +127,21 @@ def demo(port: int = typer.Option(8080), data_dir: Path = typer.Option(Path("fao
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head"):
-    """Apply migrations up to ``revision``."""
+def db_upgrade(revision: str = typer.Argument("head", help="the migration to reach (default: the newest)"),
+               data_dir: DataDirOption = None):
+    """Create or update the database schema (migrations up to REVISION)."""
     from faoyam.core.migrate import upgrade
 
-    s = _settings()
+    s = _settings(data_dir=data_dir)
+    console.print(f"data directory: {s.data_dir.resolve()}")
     upgrade(s.db_url, revision)
     console.print("[green]database is up to date[/]")
 
 
 @db_app.command("revision")
-def db_revision(message: str = typer.Option(..., "-m")):
-    """(developers) Autogenerate a migration from the models."""
+def db_revision(message: str = typer.Option(..., "-m", help="what the migration changes (its file name)")):
+    """(developers) Write a new migration from the difference between the models and the database."""
+    from faoyam import models  # noqa: F401 - autogenerate compares every table
     from faoyam.core.migrate import revision
 
     revision(_settings().db_url, message)
@@ -102,6 +150,7 @@ def db_revision(message: str = typer.Option(..., "-m")):
 @privacy_app.command("check")
 def privacy_check():
     """Every column and blob kind must be declared; lists what is not."""
+    from faoyam import models  # noqa: F401 - check every table
     from faoyam.privacy.classification import problems
 
     found = problems()
@@ -112,10 +161,11 @@ def privacy_check():
     console.print("[green]every column and blob kind is declared[/]")
 
 
-async def _with_ctx(fn):
+async def _with_ctx(settings: Settings, fn):
+    from faoyam import models  # noqa: F401 - the privacy engine sees every table
     from faoyam.core.context import Context
 
-    ctx = Context.build(_settings())
+    ctx = Context.build(settings)
     try:
         return await fn(ctx)
     finally:
@@ -136,26 +186,23 @@ async def _user_id(ctx, account: str) -> str:
 
 @privacy_app.command("export")
 def privacy_export(account: str = typer.Argument(..., help="user id, email or +phone"),
-                   out: Path = typer.Option(Path("export.zip"), "-o")):
-    """Write everything held about an account (R1, R6) to a ZIP file."""
-    from faoyam.privacy.subjects import export_subject, export_zip, resolve_subject
+                   out: Path = typer.Option(Path("export.zip"), "-o", help="the ZIP file to write"),
+                   data_dir: DataDirOption = None):
+    """Write everything held about an account to a ZIP file (the person's right of access and to a copy)."""
+    from faoyam.privacy.export import write_zip_file
 
     async def run(ctx):
-        uid = await _user_id(ctx, account)
-        async with ctx.db.session() as s:
-            doc = await export_subject(s, ctx.blobs, await resolve_subject(s, uid))
-        out.write_bytes(export_zip(doc))
-        return doc
+        return await write_zip_file(ctx, await _user_id(ctx, account), out)
 
-    doc = asyncio.run(_with_ctx(run))
-    n = sum(len(t["rows"]) for t in doc["records"].values())
-    console.print(f"[green]wrote {out}[/]: {n} records in {len(doc['records'])} tables, {len(doc['blobs'])} files")
+    n = asyncio.run(_with_ctx(state_settings(data_dir), run))
+    console.print(f"[green]wrote {out}[/]: {n:,} bytes")
 
 
 @privacy_app.command("erase")
 def privacy_erase(account: str = typer.Argument(..., help="user id, email or +phone"),
-                  yes: bool = typer.Option(False, "--yes", help="do not ask")):
-    """Erase an account and everything about it (R3, CH2)."""
+                  yes: bool = typer.Option(False, "--yes", help="do not ask"), data_dir: DataDirOption = None):
+    """Erase an account and everything about it (on the person's request, or a reported child's account)."""
+    s = state_settings(data_dir)
     if not yes and not typer.confirm(f"Erase {account} and all its data? This cannot be undone"):
         raise typer.Exit(1)
     from faoyam.privacy.subjects import erase_subject, resolve_subject
@@ -166,25 +213,25 @@ def privacy_erase(account: str = typer.Argument(..., help="user id, email or +ph
             subject = await resolve_subject(s, uid)
         return await erase_subject(ctx.db, ctx.blobs, subject)
 
-    r = asyncio.run(_with_ctx(run))
+    r = asyncio.run(_with_ctx(s, run))
     console.print(f"[green]erased[/] {r.rows} rows and {r.blobs} files (record {r.record_id})")
 
 
 @privacy_app.command("purge")
-def privacy_purge():
-    """Remove rows and files past their declared retention (RET1, RET5)."""
+def privacy_purge(data_dir: DataDirOption = None):
+    """Remove rows and files kept past their declared retention (the service also does it hourly)."""
     from faoyam.privacy.subjects import purge_expired
 
-    r = asyncio.run(_with_ctx(lambda ctx: purge_expired(ctx.db, ctx.blobs)))
+    r = asyncio.run(_with_ctx(state_settings(data_dir), lambda ctx: purge_expired(ctx.db, ctx.blobs)))
     console.print(f"[green]purged[/] {r.rows} rows and {r.blobs} files")
 
 
 @privacy_app.command("child-reports")
-def child_reports(all_: bool = typer.Option(False, "--all", help="resolved ones too")):
-    """Reports that an account belongs to a child under 16 (CH2)."""
+def child_reports(all_: bool = typer.Option(False, "--all", help="resolved ones too"), data_dir: DataDirOption = None):
+    """Reports that an account belongs to a child under 16, waiting for the operator."""
     from faoyam.privacy.children import list_reports
 
-    rows = asyncio.run(_with_ctx(lambda ctx: list_reports(ctx, None if all_ else "open")))
+    rows = asyncio.run(_with_ctx(state_settings(data_dir), lambda ctx: list_reports(ctx, None if all_ else "open")))
     out = Console()
     if not rows:
         out.print("no reports")
@@ -194,20 +241,23 @@ def child_reports(all_: bool = typer.Option(False, "--all", help="resolved ones 
 
 
 @privacy_app.command("child-report-resolve")
-def child_report_resolve(report_id: str, reject: bool = typer.Option(False, help="the report is unfounded")):
+def child_report_resolve(report_id: str = typer.Argument(..., help="the report's id (from child-reports)"),
+                         reject: bool = typer.Option(False, help="the report is unfounded"), data_dir: DataDirOption = None):
     """Erase the reported account's data (or reject the report); the report keeps no personal data."""
     from faoyam.accounts.service import find_user_id
     from faoyam.privacy.children import resolve_report
 
-    r = asyncio.run(_with_ctx(lambda ctx: resolve_report(ctx, report_id, erase=not reject,
+    r = asyncio.run(_with_ctx(state_settings(data_dir), lambda ctx: resolve_report(ctx, report_id, erase=not reject,
                                                          find_account=lambda v: find_user_id(ctx, v))))
     console.print(f"[green]resolved[/]: {r['erased_rows']} rows erased")
 
 
 @app.command()
-def outbox(to: str = typer.Option(None, help="only messages to this address"), as_json: bool = typer.Option(False, "--json")):
+def outbox(to: str = typer.Option(None, help="only messages to this address"),
+           as_json: bool = typer.Option(False, "--json", help="print the messages as JSON on stdout"),
+           data_dir: DataDirOption = None):
     """Mail and SMS the embedded default wrote to the outbox instead of sending."""
-    msgs = asyncio.run(_with_ctx(lambda ctx: ctx.messenger.outbox(to)))
+    msgs = asyncio.run(_with_ctx(state_settings(data_dir), lambda ctx: ctx.messenger.outbox(to)))
     if as_json:
         json.dump(msgs, sys.stdout, ensure_ascii=False, indent=2)
         return

@@ -49,6 +49,9 @@ class FakeGateway:
     def is_connected(self, serial: str) -> bool:
         return serial in self.connected
 
+    async def is_online(self, serial: str) -> bool:
+        return serial in self.connected
+
     async def stop(self) -> None:
         """The app's device lifecycle stops whatever gateway it finds at shutdown."""
 
@@ -58,14 +61,14 @@ class FakeGateway:
 
 @pytest_asyncio.fixture
 async def gw(ctx, request) -> FakeGateway:
-    """A gateway in ctx.extras. If the test also runs the app, install it after start-up,
+    """A gateway at ctx.gateway. If the test also runs the app, install it after start-up,
     so that no gateway the app's lifecycle might start replaces it."""
     if "app" in request.fixturenames or "client" in request.fixturenames:
         request.getfixturevalue("app")
     fake = FakeGateway()
-    ctx.extras["gateway"] = fake
+    ctx.gateway = fake
     yield fake
-    ctx.extras.pop("gateway", None)
+    ctx.gateway = None
 
 
 def new_serial(prefix: str = "FY") -> str:

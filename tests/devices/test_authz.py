@@ -1,6 +1,11 @@
 """Who may do what: every device endpoint × {owner, invitee with each single permission,
 stranger} gets exactly the expected status. Strangers get 404, never a hint.
 
+The app's own route table is the list to cover: every route is either in the device
+matrix (``ENDPOINTS``) or has an explicit entry in ``OTHER_ROUTES`` saying who may call it,
+and the signed-in ones are checked to refuse a signed-out caller. A new endpoint without an
+entry fails ``test_every_route_has_an_entry``.
+
 The people and the running app are made once for the module (a matrix of ~170 requests
 must stay fast); every test gets a fresh device with fresh shares, so a test that
 deletes something cannot disturb the next one.
@@ -76,6 +81,68 @@ ENDPOINTS = [
 ]
 
 
+# Every route that is not about one device: who may call it. "public": anyone (rate limits
+# apply where it matters); "signed-in": an API route that answers 401 when signed out;
+# "page": an HTML page anyone may see; "signed-in page": answers 303 to the sign-in page.
+# Device pages and routes decide per device in the service (``authz.require``), like the API.
+OTHER_ROUTES: dict[str, str] = {
+    "GET /api/openapi.json": "public", "GET /api/docs": "public", "GET /docs/oauth2-redirect": "public",
+    "GET /healthz": "public",
+    "POST /api/v1/accounts/register": "public", "POST /api/v1/accounts/register/confirm": "public",
+    "POST /api/v1/sessions": "public", "DELETE /api/v1/sessions/current": "signed-in",
+    "GET /api/v1/me": "signed-in", "PATCH /api/v1/me": "signed-in", "DELETE /api/v1/me": "signed-in",
+    "PUT /api/v1/me/photo": "signed-in", "GET /api/v1/me/photo": "signed-in", "DELETE /api/v1/me/photo": "signed-in",
+    "POST /api/v1/me/contact": "signed-in", "POST /api/v1/me/contact/{kind}/confirm": "signed-in",
+    "POST /api/v1/me/password": "signed-in",
+    "POST /api/v1/password-reset": "public", "POST /api/v1/password-reset/confirm": "public",
+    "POST /api/v1/me/reauth": "signed-in", "POST /api/v1/me/reauth/code": "signed-in",
+    "GET /api/v1/me/terminals": "signed-in", "DELETE /api/v1/me/terminals/{session_id}": "signed-in",
+    "GET /api/v1/me/sign-ins": "signed-in",
+    "GET /api/v1/privacy/register": "public", "GET /api/v1/privacy/export": "signed-in",
+    "POST /api/v1/privacy/child-reports": "public", "GET /api/v1/privacy/notice": "public",
+    "GET /privacy": "page", "GET /cookies": "page", "GET /privacy/report-child": "page",
+    "POST /api/v1/devices": "signed-in", "GET /api/v1/devices": "signed-in",
+    "GET /api/v1/device-shares": "signed-in", "POST /api/v1/device-shares/{share_id}/accept": "signed-in",
+    "POST /api/v1/device-shares/{share_id}/decline": "signed-in", "DELETE /api/v1/device-shares/{share_id}": "signed-in",
+    "GET /devices/add": "signed-in page", "GET /devices/invitations": "signed-in page",
+    "GET /devices/{device_id}": "signed-in page", "GET /devices/{device_id}/sharing": "signed-in page",
+    "GET /s/{token}": "page", "GET /api/v1/share-links/{token}": "public",
+    "GET /manifest.webmanifest": "public", "GET /sw.js": "public", "GET /offline": "page",
+    "POST /lang": "public", "POST /web/password-strength": "public",
+    "GET /": "page", "GET /signin": "page", "GET /register": "page", "GET /register/confirm": "page",
+    "GET /password-reset": "page", "GET /goodbye": "page", "GET /demo/outbox": "page",
+    "GET /home": "signed-in page", "GET /messages": "signed-in page", "GET /cloud": "signed-in page",
+    "GET /me": "signed-in page", "GET /me/profile": "signed-in page", "GET /me/settings": "signed-in page",
+    "GET /me/settings/security": "signed-in page", "GET /me/settings/security/terminals": "signed-in page",
+    "GET /me/settings/security/password": "signed-in page", "GET /me/settings/security/export": "signed-in page",
+    "GET /me/settings/security/delete": "signed-in page",
+    "GET /api/v1/auth/providers": "public", "GET /auth/{provider}/login": "public",
+    "GET /auth/{provider}/callback": "public", "GET /auth/external/complete": "page",
+    "POST /auth/external/complete": "public",
+}
+_PLACEHOLDERS = {"{d}": "{device_id}", "{s}": "{share_id}", "{l}": "{link_id}", "{a}": "{alarm_id}",
+                 "/channels/0": "/channels/{index}"}
+
+
+def _route_key(ep: Endpoint) -> str:
+    path = "/api/v1" + ep.path
+    for short, long in _PLACEHOLDERS.items():
+        path = path.replace(short, long)
+    return f"{ep.method} {path}"
+
+
+def app_routes(app) -> list[tuple[str, str]]:
+    """(method, path) of every route the app answers, HEAD aside (it follows GET)."""
+    from fastapi.routing import iter_route_contexts
+
+    out = []
+    for rc in iter_route_contexts(app.routes):
+        for method in sorted(rc.methods or ()):
+            if method != "HEAD":
+                out.append((method, rc.path))
+    return out
+
+
 def expected(ep: Endpoint, role: str) -> tuple[int, str | None]:
     if role == "stranger":
         return 404, "device-not-found"
@@ -90,6 +157,7 @@ class World:
     client: httpx.AsyncClient
     gw: FakeGateway
     people: dict[str, Person]
+    app: object = None
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -113,13 +181,13 @@ async def world(tmp_path_factory, pg_url):
     app = create_app(ctx=ctx)
     async with app.router.lifespan_context(app):
         gw = FakeGateway()
-        ctx.extras["gateway"] = gw
+        ctx.gateway = gw
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
             # Somebody to invite by email: the owner's POST /shares needs a real account.
             await register(client, ctx, email="target@example.com", nickname="Target")
             people = {role: await person(ctx, role.title()) for role in [*ROLES, "friend"]}
-            yield World(ctx, client, gw, people)
-        ctx.extras.pop("gateway", None)
+            yield World(ctx, client, gw, people, app)
+        ctx.gateway = None
     await ctx.close()
 
 
@@ -244,3 +312,38 @@ async def test_pending_invitation_and_channel_limits(world: World):
                                     headers=partial.h)).status_code == 200
     assert (await world.client.get(f"/api/v1/devices/{ids['d']}/channels/0/cover", headers=partial.h)).status_code == 404
     assert (await world.client.get("/api/v1/devices", headers=owner.h)).status_code == 200
+
+
+@pytest.mark.req("B9", "SEC1")
+async def test_every_route_has_an_entry(world: World):
+    """The route table, not a hand-kept list, is what must be covered."""
+    matrix = {_route_key(ep) for ep in ENDPOINTS}
+    routes = {f"{m} {p}" for m, p in app_routes(world.app)}
+    missing = sorted(r for r in routes if r not in matrix and r not in OTHER_ROUTES)
+    assert missing == [], "routes without an authorization entry (add them to ENDPOINTS or OTHER_ROUTES)"
+    # Entries for routes that are gone would hide that the matrix no longer tests anything there.
+    assert sorted((matrix | set(OTHER_ROUTES)) - routes) == []
+    assert not matrix & set(OTHER_ROUTES)
+
+
+@pytest.mark.req("B9", "SEC1")
+async def test_signed_in_routes_refuse_signed_out_callers(world: World):
+    """Every device route and every route marked signed-in answers 401 without credentials;
+    every signed-in page sends the browser to sign in."""
+    fill = {"{device_id}": "0" * 32, "{share_id}": "0" * 32, "{link_id}": "0" * 32, "{alarm_id}": "0" * 32,
+            "{index}": "0", "{kind}": "email", "{session_id}": "0" * 32}
+    kinds = {**{_route_key(ep): "signed-in" for ep in ENDPOINTS}, **OTHER_ROUTES}
+    checked = 0
+    for key, kind in kinds.items():
+        if kind not in ("signed-in", "signed-in page"):
+            continue
+        method, path = key.split(" ", 1)
+        for k, val in fill.items():
+            path = path.replace(k, val)
+        r = await world.client.request(method, path)
+        if kind == "signed-in":
+            assert (r.status_code, r.json().get("code")) == (401, "signed-out"), key
+        else:
+            assert r.status_code == 303 and r.headers["location"].startswith("/signin"), key
+        checked += 1
+    assert checked > 60

@@ -56,17 +56,17 @@ async def test_set_config_is_sent_then_merged_into_the_stored_copy(ctx, client, 
 async def test_offline_device_and_missing_gateway_answer_device_offline(ctx, client):
     owner = await person(ctx)
     device_id, fd = await owned(ctx, client, owner)
-    assert "gateway" not in ctx.extras
+    assert ctx.gateway is None
     r = await client.post(f"{D}/{device_id}/reboot", headers=owner.h)
     assert (r.status_code, r.json()["code"]) == (409, "device-offline")
     from tests.devices.conftest import FakeGateway
 
-    ctx.extras["gateway"] = FakeGateway()  # present, but this device is not connected
+    ctx.gateway = FakeGateway()  # present, but this device is not connected
     try:
         r = await client.post(f"{D}/{device_id}/reboot", headers=owner.h)
         assert (r.status_code, r.json()["code"]) == (409, "device-offline")
     finally:
-        ctx.extras.pop("gateway")
+        ctx.gateway = None
 
 
 async def test_ptz_needs_the_ability_and_a_real_channel(ctx, client, gw):

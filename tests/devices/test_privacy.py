@@ -18,7 +18,7 @@ from faoyam.devices import service
 from faoyam.devices.ports import AlarmReport
 from faoyam.devices.schemas import AddDeviceIn, ShareIn
 from faoyam.privacy import classification
-from tests.conftest import bearer, register
+from tests.conftest import all_blob_bytes, bearer, register
 from tests.devices.conftest import activation, make_device, person, png
 
 MARK = {
@@ -102,7 +102,7 @@ async def test_export_then_erase_leaves_no_trace_of_the_device_binding(ctx, clie
     assert stayer_dev.serial not in str(doc)
 
     markers = {k: v.encode() for k, v in MARK.items()} | {"cover": cover[200:264]}
-    before = await _database_bytes(ctx) + _files(settings.blobs_path)
+    before = await _database_bytes(ctx) + await all_blob_bytes(ctx)
     assert {"serial", "mac", "ip", "name", "channel", "ssid", "config", "alarm", "cover"} <= {
         k for k, m in markers.items() if m in before}
 
@@ -113,7 +113,8 @@ async def test_export_then_erase_leaves_no_trace_of_the_device_binding(ctx, clie
     after = await _database_bytes(ctx)
     leftovers = {k for k, m in markers.items() if m in after}
     assert leftovers == set(), f"database still holds {leftovers}"
-    assert {k for k, m in markers.items() if m in _files(settings.blobs_path)} == set()
+    after_blobs = await all_blob_bytes(ctx)
+    assert {k for k, m in markers.items() if m in after_blobs} == set()
     assert {k for k, m in markers.items() if m in _files(settings.log_path)} == set()
     # The unit is back in factory state, its credentials revoked; the stayer's device is untouched.
     assert await service.credentials_revoked(ctx, fd.serial) is True

@@ -101,13 +101,13 @@ async def new_device(ctx: Context, kind: str = "camera", **kw) -> Identity:
 
 
 def agent(ctx: Context, ident: Identity, **kw) -> DeviceAgent:
-    return DeviceAgent(ident, "127.0.0.1", ctx.extras["mqtt_port"], **kw)
+    return DeviceAgent(ident, "127.0.0.1", ctx.mqtt_port, **kw)
 
 
 async def online(ctx: Context, ident: Identity, **kw) -> DeviceAgent:
     """A started agent, activated and seen online by the gateway."""
     a = agent(ctx, ident, **kw).start()
-    gw = ctx.extras["gateway"]
+    gw = ctx.gateway
     await gw.wait_until(lambda: gw.is_connected(ident.serial), 15)
     return a
 

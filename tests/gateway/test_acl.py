@@ -21,8 +21,8 @@ def _code(rc) -> int:
 
 @pytest.mark.req("SEC1", "B6")
 async def test_a_device_cannot_touch_another_devices_topics(svc):
-    gw = svc.extras["gateway"]
-    port = svc.extras["mqtt_port"]
+    gw = svc.gateway
+    port = svc.mqtt_port
     alice, mallory = await new_device(svc), await new_device(svc)
     a = await online(svc, alice)
     m = await online(svc, mallory)
@@ -64,8 +64,8 @@ async def test_a_device_cannot_touch_another_devices_topics(svc):
 
 @pytest.mark.req("SEC1")
 async def test_a_last_will_on_another_devices_topic_is_refused(svc):
-    gw = svc.extras["gateway"]
-    port = svc.extras["mqtt_port"]
+    gw = svc.gateway
+    port = svc.mqtt_port
     alice, mallory = await new_device(svc), await new_device(svc)
     a = await online(svc, alice)
     m = await online(svc, mallory)
@@ -91,8 +91,8 @@ async def test_a_last_will_on_another_devices_topic_is_refused(svc):
 async def test_client_id_of_another_device_cannot_knock_it_off(svc):
     """Connecting with a victim's serial as client id but wrong (or other) credentials
     neither disconnects the victim nor touches its subscriptions."""
-    gw = svc.extras["gateway"]
-    port = svc.extras["mqtt_port"]
+    gw = svc.gateway
+    port = svc.mqtt_port
     alice, mallory = await new_device(svc), await new_device(svc)
     a = await online(svc, alice)
     m = await online(svc, mallory)
@@ -112,7 +112,7 @@ async def test_client_id_of_another_device_cannot_knock_it_off(svc):
 async def test_deleting_a_device_revokes_its_broker_access(svc):
     from faoyam.devices import service
 
-    gw = svc.extras["gateway"]
+    gw = svc.gateway
     user = await make_user(svc)
     ident = await new_device(svc)
     device_id = await bind(svc, ident, user)
@@ -122,7 +122,7 @@ async def test_deleting_a_device_revokes_its_broker_access(svc):
     await gw.wait_until(lambda: not gw.is_connected(ident.serial), 10)
     # the old per-device credentials no longer sign in
     with pytest.raises(aiomqtt.MqttError):
-        async with aiomqtt.Client("127.0.0.1", svc.extras["mqtt_port"], username=old[0], password=old[1],
+        async with aiomqtt.Client("127.0.0.1", svc.mqtt_port, username=old[0], password=old[1],
                                   identifier=old[0]):
             pass
     # the retained "online" is cleared: a new subscriber learns nothing about the device
@@ -139,7 +139,7 @@ async def test_erasing_an_account_disconnects_its_devices_at_once(svc):
     from faoyam.devices import service
     from faoyam.privacy.subjects import erase_subject, resolve_subject
 
-    gw = svc.extras["gateway"]
+    gw = svc.gateway
     user = await make_user(svc)
     ident = await new_device(svc)
     await bind(svc, ident, user)
@@ -150,7 +150,7 @@ async def test_erasing_an_account_disconnects_its_devices_at_once(svc):
     await erase_subject(svc.db, svc.blobs, subject)
     assert not gw.is_connected(ident.serial)  # at once, not at the next reconnect
     with pytest.raises(aiomqtt.MqttError):
-        async with aiomqtt.Client("127.0.0.1", svc.extras["mqtt_port"], username=old[0], password=old[1],
+        async with aiomqtt.Client("127.0.0.1", svc.mqtt_port, username=old[0], password=old[1],
                                   identifier=old[0]):
             pass
     await a.stop()

@@ -21,12 +21,12 @@ from tests.gateway.rtsp_server import RtspServer
 @pytest.mark.req("B4", "B6")
 async def test_rtsp_camera_bridged_as_a_cloud_device(service_factory, tmp_path):
     svc = await service_factory("embedded")
-    gw = svc.extras["gateway"]
+    gw = svc.gateway
     rtsp = await RtspServer().start()
     ident, new = load_or_create(tmp_path / "bridge.json", "Porch")
     assert new
     await factory_register(svc, ident.factory_device())
-    bridge = RtspBridge(ident, rtsp.url, "127.0.0.1", svc.extras["mqtt_port"]).start()
+    bridge = RtspBridge(ident, rtsp.url, "127.0.0.1", svc.mqtt_port).start()
     try:
         await gw.wait_until(lambda: gw.is_connected(ident.serial), 20)
         snap = await gw.command(ident.serial, "snapshot", {"channel": 0}, timeout=20)

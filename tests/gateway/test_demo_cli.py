@@ -50,7 +50,7 @@ async def test_the_application_starts_and_stops_the_gateway(settings):
     await ctx.db.create_all()
     application = create_app(ctx=ctx)
     async with application.router.lifespan_context(application):
-        gw = ctx.extras["gateway"]
-        assert ctx.extras["mqtt_port"] > 0 and not gw.online()
-    assert "gateway" not in ctx.extras and "mqtt_broker" not in ctx.extras
+        gw = ctx.gateway
+        assert ctx.mqtt_port > 0 and not gw.online()
+    assert ctx.gateway is None and ctx.broker is None and ctx.mqtt_port is None
     await ctx.close()

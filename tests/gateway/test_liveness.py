@@ -23,14 +23,14 @@ from tests.gateway.conftest import device_row, eventually, new_device, online, o
 async def test_killed_device_process_goes_offline_by_last_will(service_factory, broker, tmp_path):
     # long heartbeats: only the last will can make these devices offline within the test
     svc = await service_factory(broker, options(heartbeat_s=60))
-    gw = svc.extras["gateway"]
+    gw = svc.gateway
     fleet = make_cameras(3)
     for ident in fleet:
         await factory_register(svc, ident.factory_device())
     state = tmp_path / "devices.json"
     save_state(state, fleet)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "faoyam.agent.simulator", "--state", str(state), "--port", str(svc.extras["mqtt_port"]),
+        sys.executable, "-m", "faoyam.agent.simulator", "--state", str(state), "--port", str(svc.mqtt_port),
         "--save", stdout=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), 60)
@@ -53,13 +53,13 @@ async def test_killed_device_process_goes_offline_by_last_will(service_factory, 
 @pytest.mark.req("B6")
 async def test_silent_connection_times_out_and_a_heartbeat_brings_it_back(service_factory, broker):
     svc = await service_factory(broker, options(heartbeat_s=0.2, heartbeat_timeout_s=0.6))
-    gw = svc.extras["gateway"]
+    gw = svc.gateway
     ident = await new_device(svc)
     a = await online(svc, ident)
     await a.stop()
     await gw.wait_until(lambda: not gw.is_connected(ident.serial))
     # a device whose connection stays up but which stops sending (hung firmware)
-    async with aiomqtt.Client("127.0.0.1", svc.extras["mqtt_port"], username=ident.username, password=ident.password,
+    async with aiomqtt.Client("127.0.0.1", svc.mqtt_port, username=ident.username, password=ident.password,
                               identifier=ident.username, keepalive=60) as c:
         await c.publish(p.up(ident.serial, p.STATE), p.dumps(p.envelope(online=True, conn="hung01")), qos=1)
         await gw.wait_until(lambda: gw.is_connected(ident.serial), 10)
@@ -72,7 +72,7 @@ async def test_silent_connection_times_out_and_a_heartbeat_brings_it_back(servic
 
 @pytest.mark.req("B6")
 async def test_a_late_will_of_an_old_connection_does_not_mark_offline(svc):
-    gw = svc.extras["gateway"]
+    gw = svc.gateway
     ident = await new_device(svc)
     a = await online(svc, ident)
     try:
@@ -90,16 +90,16 @@ async def test_gateway_restart_learns_who_is_online(service_factory, broker):
     ident = await new_device(svc)
     a = await online(svc, ident)
     try:
-        gw = svc.extras.pop("gateway")
+        gw, svc.gateway = svc.gateway, None
         await gw.stop()
         from faoyam.devices.gateway.core import DeviceGateway
 
-        fresh = DeviceGateway(svc, host="127.0.0.1", port=svc.extras["mqtt_port"], username=gw.username,
+        fresh = DeviceGateway(svc, host="127.0.0.1", port=svc.mqtt_port, username=gw.username,
                               password=gw.password, options=gw.o, external=gw.external, admin=gw.admin)
         if hasattr(gw.admin, "feed"):
             gw.admin._publish = fresh.publish_raw
         await fresh.start()
-        svc.extras["gateway"] = fresh
+        svc.gateway = fresh
         await fresh.wait_until(lambda: fresh.is_connected(ident.serial), 10)  # from the retained state
         assert (await fresh.command(ident.serial, "snapshot", {"channel": 0}))["jpeg"]
     finally:
@@ -108,5 +108,5 @@ async def test_gateway_restart_learns_who_is_online(service_factory, broker):
 
 async def test_lifecycle_without_a_broker_is_off(ctx):
     await lifecycle.start(ctx)  # mqtt_mode "off" in the test settings
-    assert "gateway" not in ctx.extras
+    assert ctx.gateway is None and ctx.mqtt_port is None
     await lifecycle.stop(ctx)

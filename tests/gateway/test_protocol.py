@@ -52,12 +52,12 @@ async def test_factory_credentials_reach_only_activation(svc):
     from faoyam.devices.gateway import protocol as p
 
     ident = await new_device(svc)
-    port = svc.extras["mqtt_port"]
+    port = svc.mqtt_port
     with pytest.raises(aiomqtt.MqttError):
         async with aiomqtt.Client("127.0.0.1", port, username=f"factory:{ident.serial}", password="wrong-secret-123",
                                   identifier=f"factory:{ident.serial}"):
             pass
-    gw = svc.extras["gateway"]
+    gw = svc.gateway
     before = gw.stats["received"]
     async with aiomqtt.Client("127.0.0.1", port, username=f"factory:{ident.serial}", password=ident.factory_secret,
                               identifier=f"factory:{ident.serial}") as c:
@@ -95,7 +95,7 @@ async def _has_status(ctx, serial):
 
 @pytest.mark.req("B6")
 async def test_graceful_stop_and_last_will_mark_offline(svc):
-    gw = svc.extras["gateway"]
+    gw = svc.gateway
     ident = await new_device(svc)
     a = await online(svc, ident)
     await a.stop()  # says offline, then DISCONNECT
@@ -134,7 +134,7 @@ async def test_alarm_with_jpeg_snapshot_is_recorded(svc):
 
 @pytest.mark.req("B4", "B8")
 async def test_commands_have_correlated_replies(svc):
-    gw = svc.extras["gateway"]
+    gw = svc.gateway
     ident = await new_device(svc, "camera", ptz=True)
     a = await online(svc, ident)
     try:
@@ -174,7 +174,7 @@ async def test_offline_and_silent_devices(service_factory):
     from tests.gateway.conftest import options
 
     svc = await service_factory("embedded", options(command_timeout_s=0.5))
-    gw = svc.extras["gateway"]
+    gw = svc.gateway
     ident = await new_device(svc)
     with pytest.raises(ports.DeviceOffline):
         await gw.command(ident.serial, "reboot", {})
@@ -202,8 +202,8 @@ async def test_simulated_fleet_nvr_doorbell_and_chime(svc):
     user = await make_user(svc)
     bell = next(i for i in fleet if i.kind == "doorbell")
     await bind(svc, bell, user)
-    sim = Simulator(fleet, "127.0.0.1", svc.extras["mqtt_port"]).start()
-    gw = svc.extras["gateway"]
+    sim = Simulator(fleet, "127.0.0.1", svc.mqtt_port).start()
+    gw = svc.gateway
     try:
         await gw.wait_until(lambda: all(gw.is_connected(i.serial) for i in fleet), 20)
         nvr = next(i for i in fleet if i.kind == "nvr")
@@ -227,7 +227,7 @@ async def test_mqtt5_device_on_mosquitto(service_factory):
     svc = await service_factory("mosquitto")
     ident = await new_device(svc)
     a = agent(svc, ident, protocol=5).start()
-    gw = svc.extras["gateway"]
+    gw = svc.gateway
     try:
         await gw.wait_until(lambda: gw.is_connected(ident.serial), 15)
         assert (await gw.command(ident.serial, "snapshot", {"channel": 0}))["jpeg"]

@@ -18,7 +18,7 @@ from PIL import Image
 from faoyam.core.database import Base
 from faoyam.devices.ports import ActivationReport, FactoryDevice
 from faoyam.devices.service import activate, factory_register
-from tests.conftest import STRONG, bearer, latest_code, register
+from tests.conftest import STRONG, all_blob_bytes, bearer, latest_code, register
 
 CANARY = {
     "email": "canary.k7q2@example.org",
@@ -119,7 +119,7 @@ async def test_canary_leaves_no_trace(app, ctx):
         markers = {k: v.encode() for k, v in CANARY.items()}
         markers["photo"] = stored_photo[200:264]
         # Before erasure the markers are there: the scan works.
-        before = await _database_bytes(ctx) + _tree_bytes(ctx.settings.blobs_path)
+        before = await _database_bytes(ctx) + await all_blob_bytes(ctx)
         assert {"email", "new_email", "phone", "nickname2", "ip", "os", "install", "photo", "serial", "mac", "device_ip",
                 "device_name", "ssid"} <= set(_hits(before, markers))
 
@@ -132,9 +132,14 @@ async def test_canary_leaves_no_trace(app, ctx):
     for handler in logging.getLogger().handlers:
         handler.flush()
     after_db = await _database_bytes(ctx)
-    after_blobs = _tree_bytes(ctx.settings.blobs_path)
+    after_blobs = await all_blob_bytes(ctx)
     after_logs = _tree_bytes(ctx.settings.log_path)
     assert after_logs, "the service wrote no logs: the scan would prove nothing"
+    # The account's id never reaches a log line; its keyed pseudonym does (request lines).
+    from faoyam.core.logging import pseudonym
+
+    assert s["user_id"].encode() not in after_logs, "logs: the account id"
+    assert pseudonym(s["user_id"]).encode() in after_logs
     assert _hits(after_db, markers) == [], "database"
     assert _hits(after_blobs, markers) == [], "blob store"
     assert _hits(after_logs, markers) == [], "logs"

@@ -4,8 +4,8 @@ import pytest
 from sqlalchemy import Column, String, Table
 
 from faoyam.core.database import Base
+from faoyam.core.declarations import BLOB_KINDS, blob_kind, personal
 from faoyam.privacy import classification
-from faoyam.privacy.declarations import BLOB_KINDS, blob_kind, personal
 
 
 @pytest.mark.req("RET1", "R6")
@@ -45,6 +45,24 @@ def test_unknown_activity_and_orphan_blob_kind_fail():
     finally:
         Base.metadata.remove(t)
         del BLOB_KINDS["tmp_orphan"]
+
+
+def test_a_link_scope_must_name_personal_columns():
+    from faoyam.core.declarations import Link, TablePrivacy, not_personal
+
+    t = Table("tmp_scoped", Base.metadata,
+              Column("id", String, primary_key=True, info=not_personal("random id")),
+              Column("a_email", String, info=personal("contact", "F2")),
+              Column("note", String, info=not_personal("free text")),
+              info={"privacy": TablePrivacy(subject=(Link("a_email", key="email", columns=("a_email", "note", "nope")),),
+                                            on_erase="anonymise")})
+    try:
+        found = classification.problems()
+        assert "tmp_scoped: link 'a_email' scopes 'note', which is not a personal column" in found
+        assert "tmp_scoped: link 'a_email' scopes 'nope', which is not a personal column" in found
+        assert not any("scopes 'a_email'" in p for p in found)
+    finally:
+        Base.metadata.remove(t)
 
 
 def test_store_refuses_undeclared_blob_kind(tmp_path):

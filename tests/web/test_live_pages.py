@@ -48,6 +48,10 @@ async def test_the_owner_gets_a_live_page_with_a_signed_url_for_that_channel_and
     assert 'src="/static/js/live-player.js"' in r.text and "data-live-audio" in r.text and "data-live-fullscreen" in r.text
     (url,) = initial_urls(r.text)
     assert url.startswith(f"ws://testserver:{ctx.settings.media_http_port}/media/live/")
+    # The page's policy lets the player reach the media worker and play from a MediaSource.
+    csp = r.headers["content-security-policy"]
+    assert f"connect-src 'self' ws://testserver:{ctx.settings.media_http_port};" in csp
+    assert "media-src 'self' blob:" in csp and "script-src 'self';" in csp
     grant = verify(ctx.key, token_of(url), channel=ChannelId(dev["id"], 0, "main"))
     assert grant.grant == f"user:{owner['user_id']}"
     # The player's fresh-URL route: a new token every time, for the asked stream.

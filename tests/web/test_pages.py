@@ -240,3 +240,30 @@ def _tiny_png() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (8, 8), (10, 120, 100)).save(buf, "PNG")
     return buf.getvalue()
+
+
+@pytest.mark.parametrize("lang, expected", [("en", "It is valid for {n} minutes."), ("th", "รหัสใช้ได้ {n} นาที")])
+@pytest.mark.parametrize("to", ["u***%40example.com", ""])
+async def test_the_code_page_gives_the_codes_lifetime_from_the_setting(client, ctx, lang, expected, to):
+    """The page says what the mail says (``code_ttl_minutes``), not "a few minutes"."""
+    for minutes in (ctx.settings.code_ttl_minutes, 7):
+        ctx.settings.code_ttl_minutes = minutes
+        r = await client.get(f"/register/confirm?pending=abc&to={to}", headers={"Accept-Language": lang})
+        assert expected.format(n=minutes) in r.text
+        assert "few minutes" not in r.text and "ไม่กี่นาที" not in r.text
+
+
+@pytest.mark.parametrize("lang, works, missing", [
+    ("en", ["Your account", "Your devices", "Alarms", "Sharing", "Your data, your rights"],
+     ["Live view", "LIVE", "recording", "Recording", "real time"]),
+    ("th", ["บัญชีของคุณ", "อุปกรณ์ของคุณ", "การแจ้งเตือน", "การแชร์", "ข้อมูลของคุณ สิทธิ์ของคุณ"],
+     ["ดูสด", "บันทึกบนคลาวด์", "เรียลไทม์", "วิดีโอ"]),
+])
+async def test_the_landing_page_offers_only_what_works(client, lang, works, missing):
+    """Accounts, devices, sharing, alarms with pictures, privacy rights — no live view or
+    recording until the media engine brings them."""
+    html = (await client.get("/", headers={"Accept-Language": lang})).text
+    features = re.findall(r'<div class="feature">.*?<h3>(.*?)</h3>', html)
+    assert features == works
+    for word in missing:
+        assert word not in html, word

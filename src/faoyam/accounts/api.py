@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 from fastapi.responses import Response as RawResponse
 
 from faoyam.accounts import service
@@ -27,7 +27,7 @@ from faoyam.accounts.schemas import (
     TerminalOut,
 )
 from faoyam.core.context import Context, get_ctx
-from faoyam.core.errors import Invalid
+from faoyam.core.errors import Invalid, problem_response
 from faoyam.core.http import client_ip, read_image
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
@@ -35,7 +35,7 @@ router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
 def set_session_cookie(response: Response, ctx: Context, new: service.NewSession) -> None:
     response.set_cookie(COOKIE, new.token, max_age=ctx.settings.session_days * 86400, httponly=True,
-                        samesite="lax", secure=ctx.settings.cookie_secure, path="/")
+                        samesite="lax", secure=bool(ctx.settings.cookie_secure), path="/")
 
 
 def _session_out(new: service.NewSession) -> SessionOut:
@@ -59,9 +59,21 @@ async def register_confirm(body: ConfirmIn, request: Request, response: Response
 
 
 @router.post("/sessions", status_code=201, response_model=SessionOut)
-async def sign_in(body: SignInIn, request: Request, response: Response, ctx: Context = Depends(get_ctx)):
-    """Sign in with email or phone and password; records the terminal (B2)."""
-    new = await service.sign_in(ctx, body.login, body.password, body.country, body.terminal, client_ip(request))
+async def sign_in(body: SignInIn, request: Request, response: Response, background: BackgroundTasks,
+                  ctx: Context = Depends(get_ctx)):
+    """Sign in with email or phone and password; records the terminal (B2).
+
+    After many wrong passwords for an account, the answer is 401 ``step-up-required``: send
+    the password again with the ``code`` mailed to the account (docs/decisions/sign-in-guessing.md).
+    """
+    try:
+        new = await service.sign_in(ctx, body.login, body.password, body.country, body.terminal, client_ip(request),
+                                    code=body.code, later=background.add_task)
+    except service.StepUpRequired as exc:
+        # Raised problems lose the background tasks: answer here, then send the code.
+        answer = problem_response(exc, request)
+        answer.background = background
+        return answer
     set_session_cookie(response, ctx, new)
     return _session_out(new)
 
@@ -131,9 +143,11 @@ async def change_password(body: PasswordChangeIn, user: CurrentUser = Depends(cu
 
 
 @router.post("/password-reset", status_code=202)
-async def password_reset(body: ResetStartIn, request: Request, ctx: Context = Depends(get_ctx)):
-    """Send a reset code if an account has this address (the answer does not say)."""
-    await service.start_password_reset(ctx, body.login, body.country, client_ip(request))
+async def password_reset(body: ResetStartIn, request: Request, background: BackgroundTasks,
+                         ctx: Context = Depends(get_ctx)):
+    """Send a reset code if an account has this address. Neither the answer nor its time
+    says whether one has: the code is looked up and sent after the answer."""
+    background.add_task(await service.start_password_reset(ctx, body.login, body.country, client_ip(request)))
     return {"detail": "If an account uses this address, a code is on its way."}
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, UniqueConstr
 from sqlalchemy.orm import Mapped, mapped_column
 
 from faoyam.core.database import Base, UTCDateTime, new_id, utcnow
-from faoyam.privacy.declarations import Expiry, Link, SubjectRoot, TablePrivacy, blob_kind, not_personal, personal
+from faoyam.core.declarations import Expiry, Link, SubjectRoot, TablePrivacy, blob_kind, not_personal, personal
 
 blob_kind("profile_photo", "profile", "B1a", "B1b", description="profile photo the user uploaded (re-encoded, metadata stripped)",
           content_type="image/jpeg")
@@ -130,7 +130,7 @@ class SignInEvent(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=_ID)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True, info=personal("identifier", "B2", retention="7d"))
     ip: Mapped[str | None] = mapped_column(String(45), info=personal("network", "B2", retention="7d"))
-    outcome: Mapped[str] = mapped_column(String(20), info=not_personal("ok | bad_password | locked"))
+    outcome: Mapped[str] = mapped_column(String(20), info=not_personal("ok | bad_password | step_up"))
     method: Mapped[str] = mapped_column(String(40), info=not_personal("password | oidc:<provider>"))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, info=_BOOK)
     success: Mapped[bool] = mapped_column(Boolean, default=False, info=_BOOK)

@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
 
 from faoyam.accounts import oidc_client as oc
@@ -44,6 +44,7 @@ from faoyam.accounts.schemas import Terminal
 from faoyam.core.context import Context, get_ctx
 from faoyam.core.errors import BadRequest, Conflict, Forbidden, Invalid, Problem, Unsupported, problem_response
 from faoyam.core.http import client_ip, read_limited
+from faoyam.web.templating import PROBLEM_MESSAGES, page_language, render
 
 log = logging.getLogger(__name__)
 
@@ -114,56 +115,14 @@ def _form_token(ctx: Context, pending_value: str) -> str:
 
 # Pages and errors -------------------------------------------------------------------
 
-_FALLBACK_BASE = """<!doctype html>
-<html lang="{{ lang }}"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{% block title %}faoyam{% endblock %} · faoyam</title>
-<link rel="stylesheet" href="/static/css/app.css"></head>
-<body><main id="main" class="page">{% block content %}{% endblock %}</main></body></html>
-"""
-_fallback_env = None
-
-
-def _render_fallback(request: Request, name: str, status_code: int, **ctx: Any) -> HTMLResponse:
-    """Render with a small environment of our own when the web app's is not there."""
-    global _fallback_env
-    from jinja2 import ChoiceLoader, DictLoader, Environment, FileSystemLoader, select_autoescape
-
-    from faoyam.core.i18n import LANGUAGES, gettext, negotiate
-
-    if _fallback_env is None:
-        from pathlib import Path
-
-        templates = Path(__file__).resolve().parent.parent / "web" / "templates"
-        _fallback_env = Environment(
-            loader=ChoiceLoader([FileSystemLoader(str(templates)), DictLoader({"base.html": _FALLBACK_BASE})]),
-            autoescape=select_autoescape(["html"]))
-    lang = negotiate(request.headers.get("accept-language"), request.query_params.get("lang"))
-    html = _fallback_env.get_template(name).render(
-        request=request, lang=lang, user=None, csrf_token="", languages=LANGUAGES, nav=None, js_messages={},
-        _=lambda msgid, **fmt: gettext(lang, msgid, **fmt), icon=lambda *a, **k: "", **ctx)
-    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store", "Content-Language": lang})
-
 
 def _page(request: Request, name: str, status_code: int = 200, **ctx: Any) -> Response:
-    try:
-        from faoyam.web.templating import TEMPLATES_DIR, render
-    except ImportError:
-        return _render_fallback(request, name, status_code, **ctx)
-    if not (TEMPLATES_DIR / "base.html").exists():
-        return _render_fallback(request, name, status_code, **ctx)
+    # The flow's pages are shown to a visitor who is not signed in yet (user=None).
     return render(request, name, status_code=status_code, user=None, **ctx)
 
 
 def _lang(request: Request) -> str:
-    try:
-        from faoyam.web.templating import page_language
-
-        return page_language(request, None)
-    except ImportError:
-        from faoyam.core.i18n import negotiate
-
-        return negotiate(request.headers.get("accept-language"), request.query_params.get("lang"))
+    return page_language(request, None)
 
 
 def _wants_html(request: Request) -> bool:
@@ -174,10 +133,6 @@ def _problem_text(problem: Problem) -> tuple[str | None, dict[str, Any]]:
     """The message as a msgid and its fields, so the page can show it translated."""
     if isinstance(problem, oc.OidcProblem):
         return problem.msgid, problem.fmt
-    try:
-        from faoyam.web.templating import PROBLEM_MESSAGES
-    except ImportError:
-        PROBLEM_MESSAGES = {}  # noqa: N806
     return PROBLEM_MESSAGES.get(problem.code), {}
 
 

@@ -221,7 +221,7 @@ def get_provider(ctx: Context, name: str) -> Provider:
 
 
 def _cache(ctx: Context) -> dict:
-    return ctx.extras.setdefault("oidc_cache", {})
+    return ctx.oidc_cache
 
 
 async def _get_json(url: str) -> dict:

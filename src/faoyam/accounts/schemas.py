@@ -44,6 +44,8 @@ class SignInIn(BaseModel):
     login: str = Field(..., max_length=254, description="email or phone number")
     password: str = Field(..., max_length=1024)
     country: str | None = Field(None, max_length=2, description="to read a phone number without +")
+    code: str | None = Field(None, max_length=12, description="the code sent to the account when a sign-in "
+                             "answered step-up-required (many wrong passwords were tried for it)")
     terminal: Terminal = Terminal()
 
 

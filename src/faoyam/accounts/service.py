@@ -5,23 +5,30 @@ functions documented as public here (``get_user_brief``, ``find_user_by_contact`
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hmac
 import logging
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from faoyam.accounts import guessing
+from faoyam.accounts.deps import forget_sessions
 from faoyam.accounts import validation as v
 from faoyam.accounts.models import ExternalIdentity, PendingRegistration, Session, SignInEvent, User, VerificationCode
 from faoyam.accounts.photos import reencode_photo
 from faoyam.accounts.schemas import RegisterIn, Terminal
 from faoyam.core.context import Context
+from faoyam.core.cpu import offload
 from faoyam.core.database import utcnow
-from faoyam.core.errors import Conflict, Forbidden, Gone, Invalid, NotFound, Unauthorized
-from faoyam.core.i18n import LANGUAGES
+from faoyam.core.errors import Conflict, Forbidden, Gone, Invalid, NotFound, Problem, TooManyRequests, Unauthorized
+from faoyam.core.i18n import LANGUAGES, gettext
+from faoyam.core.ratelimit import Limit
 from faoyam.core.security import hash_password, keyed_hash, new_token, numeric_code, password_needs_rehash, verify_password
+from faoyam.privacy.blobrefs import blob_transaction
 from faoyam.privacy.subjects import erase_subject, resolve_subject
 
 log = logging.getLogger(__name__)
@@ -44,12 +51,10 @@ def _code_hash(ctx: Context, scope: str, code: str) -> str:
 
 
 async def _send_code(ctx: Context, target: str, kind: str, code: str, purpose: str, lang: str, user_id: str | None = None) -> None:
-    from faoyam.core.i18n import gettext as _
-
-    text = _(lang, "Your faoyam code is {code}. It expires in {minutes} minutes. If you did not ask for it, ignore this message.",
-             code=code, minutes=ctx.settings.code_ttl_minutes)
+    text = gettext(lang, "Your faoyam code is {code}. It expires in {minutes} minutes. If you did not ask for it, ignore this message.",
+                   code=code, minutes=ctx.settings.code_ttl_minutes)
     if kind == "email":
-        await ctx.messenger.send_email(target, _(lang, "Your faoyam code"), text, template=purpose, user_id=user_id)
+        await ctx.messenger.send_email(target, gettext(lang, "Your faoyam code"), text, template=purpose, user_id=user_id)
     else:
         await ctx.messenger.send_sms(target, text, template=purpose, user_id=user_id)
 
@@ -79,11 +84,13 @@ async def start_registration(ctx: Context, data: RegisterIn, ip: str) -> Pending
         raise Invalid("phone", "Registration by phone is not offered in your country. Use an email address.",
                       code="phone-not-offered")
     nickname = v.normalize_nickname(data.nickname)
-    v.check_password(data.password, min_score=s.password_min_score, user_inputs=[email or "", phone or "", nickname])
+    await offload(v.check_password, data.password, min_score=s.password_min_score,
+                  user_inputs=[email or "", phone or "", nickname])
     target = email or phone
     assert target is not None
     await ctx.limiter.hit("register-target", target, 5, HOUR)
     await ctx.limiter.hit("register-ip", ip, 30, HOUR)
+    password_hash = await offload(hash_password, data.password)
     async with ctx.db.transaction() as session:
         taken = await session.scalar(select(func.count()).select_from(User).where(
             (User.email == email) if email else (User.phone == phone)))
@@ -96,7 +103,7 @@ async def start_registration(ctx: Context, data: RegisterIn, ip: str) -> Pending
         code = numeric_code()
         pending = PendingRegistration(
             email=email, phone=phone, country=country, nickname=nickname,
-            password_hash=hash_password(data.password), language=_language(data.language),
+            password_hash=password_hash, language=_language(data.language),
             age_confirmed_at=utcnow(), code_hash="", expires_at=utcnow() + dt.timedelta(minutes=s.code_ttl_minutes),
         )
         session.add(pending)
@@ -176,34 +183,85 @@ async def _find_by_login(session, kind: str, value: str) -> User | None:
     return (await session.execute(select(User).where(col == value))).scalar_one_or_none()
 
 
-async def sign_in(ctx: Context, login: str, password: str, country: str | None, terminal: Terminal, ip: str) -> NewSession:
+class StepUpRequired(Unauthorized):
+    """The account is under attack: the password alone does not sign in (see ``guessing``).
+
+    The answer is the same whether the password was right or not, so it tells a guesser
+    nothing; only when it was right does a code go to the account's own email or phone.
+    """
+
+    code, title = "step-up-required", "A code is needed as well"
+
+
+Later = Callable[[], Awaitable[None]]
+
+
+async def sign_in(ctx: Context, login: str, password: str, country: str | None, terminal: Terminal, ip: str,
+                  code: str | None = None, later: Callable[[Later], None] | None = None) -> NewSession:
+    """Sign in with a password (B2), under the guessing rules of ``accounts.guessing``.
+
+    ``later`` schedules work to run after the answer is sent (the step-up code), so that
+    the answer's time does not tell whether a code was sent.
+    """
     kind, value = _login_key(login, country)
-    s = ctx.settings
-    window = dt.timedelta(minutes=s.login_window_minutes)
-    msg = "Too many failed sign-ins. Wait a while, or reset your password."
-    await ctx.limiter.check("login-account", value, s.login_max_failures, window, msg)
-    await ctx.limiter.check("login-ip", ip, s.login_max_failures * 6, window, msg)
+    reservation = await guessing.reserve(ctx, value, ip)
+    step_up = await guessing.under_attack(ctx, value)
+    new = None
     async with ctx.db.transaction() as session:
         user = await _find_by_login(session, kind, value)
-        ok = verify_password(user.password_hash if user else None, password)
+        ok = await offload(verify_password, user.password_hash if user else None, password)
         if not ok:
             if user is not None:
                 session.add(SignInEvent(user_id=user.id, ip=ip, outcome="bad_password", method="password"))
+        elif step_up and not (code and await _use_code(ctx, session, user.id, guessing.STEP_UP, code, target=None,
+                                                        quiet=True)):
+            if not code:
+                target, kind_ = (user.email, "email") if user.email else (user.phone, "sms")
+                if target:
+                    _schedule(later, _step_up_code(ctx, user.id, target, kind_, user.language))
+            session.add(SignInEvent(user_id=user.id, ip=ip, outcome="step_up", method="password"))
         else:
             if user.password_hash and password_needs_rehash(user.password_hash):
-                user.password_hash = hash_password(password)
+                user.password_hash = await offload(hash_password, password)
             new = await _open_session(ctx, session, user.id, "password", terminal, ip)
     if not ok:
-        await ctx.limiter.record("login-account", value)
-        await ctx.limiter.record("login-ip", ip)
+        await guessing.failed(ctx, value)
+    if new is None:
+        if step_up:
+            raise StepUpRequired("Many wrong passwords were tried for this account lately. If the password is right, "
+                                 "a code is on its way to the account's email or phone: enter it with the password.")
         raise Unauthorized("The email/phone or password is not right.", code="bad-credentials")
-    await ctx.limiter.clear("login-account", value)
+    await guessing.succeeded(ctx, value, reservation)
     return new
+
+
+def _step_up_code(ctx: Context, user_id: str, target: str, kind: str, lang: str) -> Later:
+    async def send() -> None:
+        try:
+            await _issue_code(ctx, user_id, guessing.STEP_UP, target, kind, lang)
+        except TooManyRequests:
+            log.info("accounts.step_up_code_limited")
+
+    return send
+
+
+def _schedule(later: Callable[[Later], None] | None, work: Later) -> None:
+    """Run ``work`` after the answer (``later``), or now in a task when the caller has no way to."""
+    if later is not None:
+        later(work)
+        return
+    task = asyncio.get_running_loop().create_task(work())
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+_tasks: set[asyncio.Task] = set()
 
 
 async def sign_out(ctx: Context, session_id: str) -> None:
     async with ctx.db.transaction() as session:
         await session.execute(delete(Session).where(Session.id == session_id))
+    forget_sessions(ctx, session_id=session_id)
 
 
 async def list_sessions(ctx: Context, user_id: str) -> list[Session]:
@@ -223,6 +281,7 @@ async def revoke_session(ctx: Context, user_id: str, session_id: str) -> None:
         res = await session.execute(delete(Session).where(Session.id == session_id, Session.user_id == user_id))
         if res.rowcount == 0:
             raise NotFound("No such session.", code="no-session")
+    forget_sessions(ctx, user_id=user_id)
 
 
 async def revoke_other_sessions(ctx: Context, user_id: str, keep_session_id: str | None) -> int:
@@ -230,7 +289,9 @@ async def revoke_other_sessions(ctx: Context, user_id: str, keep_session_id: str
         q = delete(Session).where(Session.user_id == user_id)
         if keep_session_id:
             q = q.where(Session.id != keep_session_id)
-        return (await session.execute(q)).rowcount
+        n = (await session.execute(q)).rowcount
+    forget_sessions(ctx, user_id=user_id)
+    return n
 
 
 # Re-authentication (R8) ------------------------------------------------------------
@@ -238,21 +299,23 @@ async def revoke_other_sessions(ctx: Context, user_id: str, keep_session_id: str
 
 async def reauthenticate(ctx: Context, user_id: str, session_id: str, password: str | None, code: str | None) -> None:
     """Refresh the session's authentication time after a password or a step-up code."""
-    await ctx.limiter.check("reauth", user_id, ctx.settings.login_max_failures, WINDOW)
+    reservation = await ctx.limiter.reserve([Limit("reauth", user_id, ctx.settings.login_max_failures, WINDOW)])
     async with ctx.db.transaction() as session:
         user = await session.get(User, user_id)
         if user is None:
             raise Unauthorized("Sign in first.", code="signed-out")
         if password is not None and user.password_hash:
-            ok = verify_password(user.password_hash, password)
+            ok = await offload(verify_password, user.password_hash, password)
         elif code is not None:
             ok = await _use_code(ctx, session, user_id, "step_up", code, target=None)
         else:
+            await ctx.limiter.release(reservation)  # nothing was tried
             raise Invalid("password", "Enter your password, or ask for a code.", code="reauth-missing")
         if not ok:
-            await ctx.limiter.record("reauth", user_id)
             raise Unauthorized("That is not right.", code="bad-credentials")
         await session.execute(update(Session).where(Session.id == session_id).values(authenticated_at=utcnow()))
+    await ctx.limiter.release(reservation)
+    forget_sessions(ctx, user_id=user_id)
 
 
 async def send_step_up_code(ctx: Context, user_id: str) -> str:
@@ -289,8 +352,13 @@ async def _issue_code(ctx: Context, user_id: str | None, purpose: str, target: s
     await _send_code(ctx, target, kind, code, purpose, lang, user_id)
 
 
-async def _use_code(ctx: Context, session, user_id: str | None, purpose: str, code: str, target: str | None) -> str | None:
-    """Consume a code: returns its target when right; counts and refuses otherwise."""
+async def _use_code(ctx: Context, session, user_id: str | None, purpose: str, code: str, target: str | None,
+                    quiet: bool = False) -> str | None:
+    """Consume a code: returns its target when right; counts and refuses otherwise.
+
+    ``quiet``: an expired, used or exhausted code is only "not right" (None), with no
+    problem of its own that would tell something to whoever asks.
+    """
     q = select(VerificationCode).where(VerificationCode.purpose == purpose, VerificationCode.used_at.is_(None))
     if user_id is not None:
         q = q.where(VerificationCode.user_id == user_id)
@@ -298,8 +366,12 @@ async def _use_code(ctx: Context, session, user_id: str | None, purpose: str, co
         q = q.where(VerificationCode.target == target)
     row = (await session.execute(q.order_by(VerificationCode.created_at.desc()).limit(1))).scalar_one_or_none()
     if row is None or row.expires_at < utcnow():
+        if quiet:
+            return None
         raise Gone("This code was already used or has expired. Ask for a new one.", code="code-expired")
     if row.attempts >= ctx.settings.code_max_attempts:
+        if quiet:
+            return None
         raise Gone("Too many wrong codes. Ask for a new one.", code="code-attempts")
     if not hmac.compare_digest(row.code_hash, _code_hash(ctx, row.id, code.strip())):
         # Count the miss in its own transaction: the caller's will roll back.
@@ -339,26 +411,28 @@ async def update_profile(ctx: Context, user_id: str, nickname: str | None, langu
             user.language = language
         if country is not None:
             user.country = v.normalize_country(country)
+    forget_sessions(ctx, user_id=user_id)  # the language travels with the session
     return user
 
 
 async def set_photo(ctx: Context, user_id: str, data: bytes) -> None:
-    """Replace the profile photo; the old file is deleted, not kept (B1b)."""
-    jpeg = reencode_photo(data, max_bytes=ctx.settings.max_photo_bytes, max_side=ctx.settings.photo_max_side)
-    key = await ctx.blobs.put("profile_photo", jpeg)
-    async with ctx.db.transaction() as session:
-        user = await session.get(User, user_id)
-        old, user.photo_key = user.photo_key, key
-    if old:
-        await ctx.blobs.delete(old)
+    """Replace the profile photo; the old file is deleted, not kept (B1b).
+
+    Through ``blob_transaction``: the old key is tombstoned with the change, and the new
+    file is removed again if the change fails."""
+    jpeg = await offload(reencode_photo, data, max_bytes=ctx.settings.max_photo_bytes, max_side=ctx.settings.photo_max_side)
+    async with blob_transaction(ctx.db, ctx.blobs) as tx:
+        key = await tx.put("profile_photo", jpeg)
+        user = await tx.session.get(User, user_id)
+        tx.drop(user.photo_key)
+        user.photo_key = key
 
 
 async def delete_photo(ctx: Context, user_id: str) -> None:
-    async with ctx.db.transaction() as session:
-        user = await session.get(User, user_id)
-        old, user.photo_key = user.photo_key, None
-    if old:
-        await ctx.blobs.delete(old)
+    async with blob_transaction(ctx.db, ctx.blobs) as tx:
+        user = await tx.session.get(User, user_id)
+        tx.drop(user.photo_key)
+        user.photo_key = None
 
 
 async def get_photo(ctx: Context, user_id: str) -> bytes:
@@ -399,27 +473,43 @@ async def confirm_contact_change(ctx: Context, user_id: str, kind: str, code: st
 
 
 async def change_password(ctx: Context, user_id: str, session_id: str, current: str | None, new: str) -> None:
+    reservation = await ctx.limiter.reserve([Limit("reauth", user_id, ctx.settings.login_max_failures, WINDOW)])
     async with ctx.db.transaction() as session:
         user = await session.get(User, user_id)
-        if user.password_hash and not verify_password(user.password_hash, current or ""):
-            await ctx.limiter.record("reauth", user_id)
+        if user.password_hash and not await offload(verify_password, user.password_hash, current or ""):
             raise Unauthorized("The current password is not right.", code="bad-credentials")
-        v.check_password(new, min_score=ctx.settings.password_min_score,
-                         user_inputs=[user.email or "", user.phone or "", user.nickname], field="new_password")
-        user.password_hash = hash_password(new)
+        await ctx.limiter.release(reservation)
+        await offload(v.check_password, new, min_score=ctx.settings.password_min_score,
+                      user_inputs=[user.email or "", user.phone or "", user.nickname], field="new_password")
+        user.password_hash = await offload(hash_password, new)
         user.password_changed_at = utcnow()
         # Other terminals must sign in again with the new password.
         await session.execute(delete(Session).where(Session.user_id == user_id, Session.id != session_id))
+    forget_sessions(ctx, user_id=user_id)
 
 
-async def start_password_reset(ctx: Context, login: str, country: str | None, ip: str) -> None:
-    """Send a reset code if the account exists. The answer is the same either way."""
+async def start_password_reset(ctx: Context, login: str, country: str | None, ip: str) -> Later:
+    """Ask for a reset code. Returns the work that sends it, to run after the answer.
+
+    The answer must not tell whether an account has this address: the request does the
+    same work either way (read the address, count the asking address) and the look-up,
+    the per-address code limit and the sending happen afterwards, where neither the answer
+    nor its time can show them.
+    """
     kind, value = _login_key(login, country)
     await ctx.limiter.hit("reset-ip", ip, 20, HOUR)
-    async with ctx.db.session() as session:
-        user = await _find_by_login(session, kind, value)
-    if user is not None:
-        await _issue_code(ctx, user.id, "reset_password", value, "email" if kind == "email" else "sms", user.language)
+
+    async def send() -> None:
+        async with ctx.db.session() as session:
+            user = await _find_by_login(session, kind, value)
+        if user is None:
+            return
+        try:
+            await _issue_code(ctx, user.id, "reset_password", value, "email" if kind == "email" else "sms", user.language)
+        except TooManyRequests:
+            log.info("accounts.reset_code_limited")
+
+    return send
 
 
 async def finish_password_reset(ctx: Context, login: str, country: str | None, code: str, new_password: str) -> None:
@@ -428,14 +518,15 @@ async def finish_password_reset(ctx: Context, login: str, country: str | None, c
         user = await _find_by_login(session, kind, value)
         if user is None:
             raise Gone("This code was already used or has expired. Ask for a new one.", code="code-expired")
-        v.check_password(new_password, min_score=ctx.settings.password_min_score,
-                         user_inputs=[user.email or "", user.phone or "", user.nickname], field="new_password")
+        await offload(v.check_password, new_password, min_score=ctx.settings.password_min_score,
+                      user_inputs=[user.email or "", user.phone or "", user.nickname], field="new_password")
         target = await _use_code(ctx, session, user.id, "reset_password", code, target=value)
         if target is None:
             raise Invalid("code", "The code is not right.", code="wrong-code")
-        user.password_hash = hash_password(new_password)
+        user.password_hash = await offload(hash_password, new_password)
         user.password_changed_at = utcnow()
         await session.execute(delete(Session).where(Session.user_id == user.id))
+    forget_sessions(ctx, user_id=user.id)
 
 
 # External sign-in (B1a) ------------------------------------------------------------
@@ -462,28 +553,25 @@ async def create_external_account(
                       code="age-not-confirmed")
     country = v.normalize_country(country)
     nick = v.normalize_nickname((nickname or provider)[:64])
-    photo_key = None
+    jpeg = None
     if photo:
         try:
-            jpeg = reencode_photo(photo, max_bytes=ctx.settings.max_photo_bytes, max_side=ctx.settings.photo_max_side)
-            photo_key = await ctx.blobs.put("external_photo", jpeg)
+            jpeg = await offload(reencode_photo, photo, max_bytes=ctx.settings.max_photo_bytes,
+                                 max_side=ctx.settings.photo_max_side)
         except Exception:  # noqa: BLE001 - a bad provider photo must not block sign-up
             log.warning("accounts.external_photo_refused", extra={"provider": provider})
-    try:
-        async with ctx.db.transaction() as session:
-            if await session.scalar(select(ExternalIdentity.id).where(
-                    ExternalIdentity.provider == provider, ExternalIdentity.external_subject == external_subject)):
-                raise Conflict("This external account is already linked.", code="already-linked")
-            user = User(country=country, nickname=nick, language=_language(language), age_confirmed_at=utcnow())
-            session.add(user)
-            await session.flush()
-            session.add(ExternalIdentity(user_id=user.id, provider=provider, external_subject=external_subject,
-                                         nickname=nickname, photo_key=photo_key))
-            return await _open_session(ctx, session, user.id, f"oidc:{provider}", terminal, ip)
-    except Exception:
-        if photo_key:
-            await ctx.blobs.delete(photo_key)
-        raise
+    async with blob_transaction(ctx.db, ctx.blobs) as tx:  # the photo goes again if the sign-up fails
+        photo_key = await tx.put("external_photo", jpeg) if jpeg else None
+        session = tx.session
+        if await session.scalar(select(ExternalIdentity.id).where(
+                ExternalIdentity.provider == provider, ExternalIdentity.external_subject == external_subject)):
+            raise Conflict("This external account is already linked.", code="already-linked")
+        user = User(country=country, nickname=nick, language=_language(language), age_confirmed_at=utcnow())
+        session.add(user)
+        await session.flush()
+        session.add(ExternalIdentity(user_id=user.id, provider=provider, external_subject=external_subject,
+                                     nickname=nickname, photo_key=photo_key))
+        return await _open_session(ctx, session, user.id, f"oidc:{provider}", terminal, ip)
 
 
 # Deregistration (B17) --------------------------------------------------------------
@@ -494,6 +582,7 @@ async def deregister(ctx: Context, user_id: str) -> dict:
     async with ctx.db.session() as session:
         subject = await resolve_subject(session, user_id)
     report = await erase_subject(ctx.db, ctx.blobs, subject, reason="deregistration")
+    forget_sessions(ctx, user_id=user_id)
     return {"rows": report.rows, "blobs": report.blobs, "record": report.record_id}
 
 
@@ -510,10 +599,24 @@ class UserBrief:
     language: str
 
 
+def _brief(u: User) -> UserBrief:
+    return UserBrief(u.id, u.nickname, u.email, u.phone, u.country, u.language)
+
+
 async def get_user_brief(ctx: Context, user_id: str) -> UserBrief | None:
     async with ctx.db.session() as session:
         u = await session.get(User, user_id)
-    return None if u is None else UserBrief(u.id, u.nickname, u.email, u.phone, u.country, u.language)
+    return None if u is None else _brief(u)
+
+
+async def user_briefs(session, user_ids: Iterable[str]) -> dict[str, UserBrief]:
+    """Briefs of several accounts in one query, in the caller's session (lists of devices
+    shared by several people must not open a session per person)."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return {}
+    rows = (await session.execute(select(User).where(User.id.in_(ids)))).scalars()
+    return {u.id: _brief(u) for u in rows}
 
 
 async def find_user_by_contact(ctx: Context, value: str, country: str | None = None) -> UserBrief | None:
@@ -521,14 +624,12 @@ async def find_user_by_contact(ctx: Context, value: str, country: str | None = N
     kind, norm = _login_key(value, country)
     async with ctx.db.session() as session:
         u = await _find_by_login(session, kind, norm)
-    return None if u is None else UserBrief(u.id, u.nickname, u.email, u.phone, u.country, u.language)
+    return None if u is None else _brief(u)
 
 
 async def find_user_id(ctx: Context, value: str) -> str | None:
     """The id of the account registered with this email or +phone; None when there is
     none, or when the value is not an address at all (operator tools, reports)."""
-    from faoyam.core.errors import Problem
-
     try:
         u = await find_user_by_contact(ctx, value)
     except Problem:
@@ -553,10 +654,12 @@ async def create_account(ctx: Context, *, email: str | None, phone: str | None, 
     phone = v.normalize_phone(phone, country) if phone else None
     if not email and not phone:
         raise Invalid("email", "An email address or a phone number is needed.", code="contact-required")
-    v.check_password(password, min_score=ctx.settings.password_min_score, user_inputs=[email or "", phone or "", nickname])
+    await offload(v.check_password, password, min_score=ctx.settings.password_min_score,
+                  user_inputs=[email or "", phone or "", nickname])
+    password_hash = await offload(hash_password, password)
     async with ctx.db.transaction() as session:
         user = User(email=email, phone=phone, country=country, nickname=v.normalize_nickname(nickname),
-                    password_hash=hash_password(password), language=_language(language), age_confirmed_at=utcnow())
+                    password_hash=password_hash, language=_language(language), age_confirmed_at=utcnow())
         session.add(user)
         try:
             await session.flush()

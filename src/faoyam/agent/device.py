@@ -28,6 +28,7 @@ import aiomqtt
 
 from faoyam.agent.media import MediaSource, SyntheticSource
 from faoyam.devices.gateway import protocol as p
+from faoyam.devices.ports import FactoryDevice
 
 log = logging.getLogger("faoyam.agent")
 
@@ -52,8 +53,6 @@ class Identity:
     password: str | None = None
 
     def factory_device(self):
-        from faoyam.devices.ports import FactoryDevice
-
         return FactoryDevice(serial=self.serial, kind=self.kind, model=self.model, channels=self.channels,  # type: ignore[arg-type]
                              safety_code=self.safety_code, factory_secret=self.factory_secret,
                              abilities=tuple(self.abilities), paired_with=self.paired_with)

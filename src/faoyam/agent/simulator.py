@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from faoyam.agent.device import DeviceAgent, Identity
+from faoyam.devices.gateway import protocol as p
 
 _ALNUM = string.ascii_uppercase + string.digits
 # (kind, model, serial prefix, channels, abilities)
@@ -51,11 +52,17 @@ def make_serial(prefix: str, rng: random.Random) -> str:
 
 
 def make_identity(kind: str, rng: random.Random, *, channels: int = 1, ptz: bool = False,
-                  paired_with: str | None = None, name: str | None = None) -> Identity:
+                  paired_with: str | None = None, name: str | None = None,
+                  channel_names: list[str] | None = None) -> Identity:
+    """One device. Its channels are named ``channel_names``, else all ``name``, else rooms."""
     model, prefix = rng.choice(MODELS[kind])
     abilities = ABILITIES[kind] + (ABILITIES["ptz"] if ptz else ())
-    names = tuple(name or ROOMS[(i + rng.randrange(len(ROOMS))) % len(ROOMS)] for i in range(channels)) \
-        if kind != "nvr" else tuple(f"{ROOMS[i % len(ROOMS)]}" for i in range(channels))
+    if channel_names is not None:
+        names = tuple(channel_names[:channels])
+    elif kind == "nvr":
+        names = tuple(ROOMS[i % len(ROOMS)] for i in range(channels))
+    else:
+        names = tuple(name or ROOMS[(i + rng.randrange(len(ROOMS))) % len(ROOMS)] for i in range(channels))
     mac = "3c:ef:8c:" + ":".join(f"{rng.randrange(256):02x}" for _ in range(3))
     return Identity(serial=make_serial(prefix, rng), kind=kind, model=model, channels=channels,
                     safety_code="".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(6)),
@@ -63,16 +70,34 @@ def make_identity(kind: str, rng: random.Random, *, channels: int = 1, ptz: bool
                     channel_names=names, paired_with=paired_with)
 
 
+def _room_names(rng: random.Random, taken: set[str]):
+    """Room names in a random order, none of ``taken``, then "Room 9", "Room 10", …"""
+    rooms = [r for r in ROOMS if r not in taken]
+    rng.shuffle(rooms)
+    yield from rooms
+    n = len(ROOMS) + 1
+    while True:
+        yield f"Room {n}"
+        n += 1
+
+
 def make_fleet(cameras: int = 2, nvr_channels: int = 4, doorbells: int = 1, *, seed: int | None = None) -> list[Identity]:
     """Cameras (the first one with PTZ), one NVR with ``nvr_channels`` channels (0: none),
-    and doorbells, each with a chime paired to it."""
+    and doorbells, each with a chime paired to it.
+
+    Every camera, NVR channel, doorbell and chime has a name of its own, so a person tells
+    them apart in the app (two "Garage" cameras would not do)."""
     rng = random.Random(seed)
-    fleet = [make_identity("camera", rng, ptz=(i == 0)) for i in range(cameras)]
+    bells = ["Front door"] + [f"Door {i}" for i in range(2, doorbells + 1)]
+    chimes = ["Hall"] + [f"Chime {i}" for i in range(2, doorbells + 1)]
+    rooms = _room_names(rng, taken=set(bells[:doorbells]) | set(chimes[:doorbells]))
+    fleet = [make_identity("camera", rng, ptz=(i == 0), name=next(rooms)) for i in range(cameras)]
     if nvr_channels:
-        fleet.append(make_identity("nvr", rng, channels=nvr_channels))
-    for _ in range(doorbells):
-        bell = make_identity("doorbell", rng, name="Front door")
-        fleet += [bell, make_identity("chime", rng, paired_with=bell.serial, name="Hall")]
+        fleet.append(make_identity("nvr", rng, channels=nvr_channels,
+                                   channel_names=[next(rooms) for _ in range(nvr_channels)]))
+    for bell_name, chime_name in zip(bells[:doorbells], chimes, strict=False):
+        bell = make_identity("doorbell", rng, name=bell_name)
+        fleet += [bell, make_identity("chime", rng, paired_with=bell.serial, name=chime_name)]
     return fleet
 
 
@@ -85,6 +110,7 @@ class Simulator:
     def __init__(self, identities: list[Identity], host: str, port: int, *, heartbeat_s: float | None = None,
                  protocol: int = 4, state_file: Path | None = None, keepalive: int = 60):
         self.state_file = state_file
+        self.host, self.port = host, port  # the broker the devices speak to
         self.agents = [DeviceAgent(i, host, port, heartbeat_s=heartbeat_s, protocol=protocol, keepalive=keepalive,
                                    on_change=self._save if state_file else None) for i in identities]
         self.by_serial = {a.serial: a for a in self.agents}
@@ -112,19 +138,22 @@ class Simulator:
         alarm = await doorbell.raise_alarm("doorbell", 0)
         chime = getattr(doorbell, "chime", None)
         if chime is not None and chime._client is not None:
-            from faoyam.devices.gateway import protocol as p
-
             await chime._client.publish(p.up(chime.serial, p.STATUS),
                                         p.dumps(p.envelope(status={**chime.status(), "rang": True})), qos=0)
         return alarm
 
-    async def life(self, *, alarm_every: float = 60.0, flap_every: float = 0.0, offline_for: float = 10.0) -> None:
-        """Background life: random alarms (motion, human, doorbell rings) and devices that
-        go offline (connection dropped) and come back."""
+    async def life(self, *, alarm_every: float = 60.0, flap_every: float = 0.0, offline_for: float = 10.0,
+                   first_alarm_after: float | None = None) -> None:
+        """Background life: random alarms with a snapshot (motion, a person, doorbell rings),
+        one every ``alarm_every`` seconds across the fleet on average (the first one after
+        ``first_alarm_after`` seconds when given), and devices that go offline (connection
+        dropped) and come back every ``flap_every`` seconds."""
         rng = random.Random()
         last_flap = asyncio.get_running_loop().time()
+        wait = first_alarm_after
         while True:
-            await asyncio.sleep(alarm_every * rng.uniform(0.5, 1.5) / max(1, len(self.agents)))
+            await asyncio.sleep(alarm_every * rng.uniform(0.5, 1.5) if wait is None else wait)
+            wait = None
             a = rng.choice([x for x in self.agents if x.id.kind != "chime"])
             if a.connected.is_set():
                 try:

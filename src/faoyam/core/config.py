@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -43,7 +43,17 @@ class Settings(BaseSettings):
     data_dir: Path = Path("faoyam-data")
     database_url: str | None = None  # default: sqlite file in data_dir
     blob_dir: Path | None = None  # default: data_dir / "blobs"
-    blob_backend: Literal["local"] = "local"
+    # Blobs: "local" keeps files under blob_dir; "s3" uses an S3-compatible server.
+    blob_backend: Literal["local", "s3"] = "local"
+    s3_endpoint: str | None = None  # e.g. http://127.0.0.1:8333; None: AWS for s3_region
+    s3_bucket: str | None = None  # must exist; required for the s3 backend
+    s3_prefix: str = ""  # object names start with this (a folder), to share a bucket
+    s3_region: str = "us-east-1"
+    s3_access_key: str | None = None  # None: the AWS chain (AWS_* variables, instance role)
+    s3_secret_key: str | None = None
+    s3_part_size: int = Field(8 * 1024 * 1024, ge=5 * 1024 * 1024)  # multipart part (bytes)
+    s3_max_concurrency: int = Field(4, ge=1)  # parts in flight per upload
+    s3_timeout_seconds: float = 60.0
     base_url: str = "http://127.0.0.1:8080"
     host: str = "127.0.0.1"
     port: int = 8080
@@ -87,12 +97,23 @@ class Settings(BaseSettings):
     code_ttl_minutes: int = 15
     code_max_attempts: int = 5
     password_min_score: int = 3
-    login_max_failures: int = 5  # per account and per address, per window
+    # Password guessing (docs/decisions/sign-in-guessing.md): wrong passwords per account
+    # *and* address, per window; an address gets 6x that over all accounts; past
+    # ``login_step_up_failures`` wrong passwords for one account from anywhere, a sign-in
+    # also needs a code sent to the account's own email or phone (nobody is locked out).
+    login_max_failures: int = 5
     login_window_minutes: int = 15
+    login_step_up_failures: int = 10
     max_photo_bytes: int = 5 * 1024 * 1024
     photo_max_side: int = 512
     minimum_age: int = 16  # CH1
-    cookie_secure: bool = False  # set true behind HTTPS
+    # How long a node may answer *reads* from its cache of sessions (accounts/deps.py); 0: off.
+    session_cache_seconds: float = 5.0
+    # Cookies carry ``Secure`` when the public address is https, unless set explicitly.
+    cookie_secure: bool | None = None
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or networks, e.g.
+    # "10.0.0.0/8"). Empty: the peer address is the client, whatever headers say.
+    trusted_proxies: list[str] = Field(default_factory=list)
 
     # Country lists are policy, not code (B9): sharing by phone is offered only here.
     phone_share_countries: list[str] = Field(default_factory=lambda: ["KH", "VN", "TH", "SA"])
@@ -123,6 +144,17 @@ class Settings(BaseSettings):
     log_json: bool = True
     rate_limit_enabled: bool = True
     jobs_enabled: bool = True  # periodic retention/notice jobs in this process
+
+    @model_validator(mode="after")
+    def _derived_security_defaults(self) -> Settings:
+        if self.cookie_secure is None:
+            self.cookie_secure = self.base_url.lower().startswith("https://")
+        return self
+
+    @property
+    def https(self) -> bool:
+        """Served over HTTPS (the public address says so): HSTS and secure cookies."""
+        return self.base_url.lower().startswith("https://")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):

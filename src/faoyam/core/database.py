@@ -3,6 +3,14 @@
 SQLite (the embedded default) and PostgreSQL run the same models and migrations. For
 SQLite we turn on ``secure_delete`` so that erased rows are overwritten on disk, not just
 unlinked from the b-tree: the canary erasure test scans the raw database file.
+
+SQLite runs in WAL mode: readers do not wait for the writer (the web process reads while
+a gateway process writes heartbeats) and a commit appends to the log instead of
+rewriting pages (``synchronous=NORMAL`` is durable in WAL mode across application
+crashes; a power cut may lose the last commits, not corrupt the file). The log holds
+the old versions of pages until a checkpoint copies the new ones back, so an erasure ends
+with ``checkpoint()`` (the erased values must not linger in ``faoyam.db-wal``), and
+``journal_size_limit=0`` truncates the log whenever it is reset.
 """
 
 from __future__ import annotations
@@ -82,6 +90,9 @@ def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no branch
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA secure_delete=ON")
     cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA journal_size_limit=0")
     cur.close()
 
 
@@ -90,7 +101,7 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False):
         self.url = url
-        kwargs: dict = {"echo": echo}
+        kwargs: dict = {"echo": echo, "hide_parameters": True}  # no personal values in logged errors
         if url.startswith("postgresql"):
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
@@ -111,10 +122,16 @@ class Database:
         async with self.sessions() as s, s.begin():
             yield s
 
+    async def checkpoint(self) -> None:
+        """SQLite: copy the write-ahead log into the database file and truncate it (after
+        an erasure, so no old page version is left in the log). Nothing on PostgreSQL."""
+        if self.dialect != "sqlite":
+            return
+        async with self.engine.connect() as conn:
+            await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
     async def create_all(self) -> None:
         """Create every table from the models (tests); production uses migrations."""
-        from faoyam import models  # noqa: F401 - registers every table
-
         async with self.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
 

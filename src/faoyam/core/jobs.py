@@ -62,4 +62,5 @@ class Scheduler:
 
 
 def scheduler(ctx) -> Scheduler:
-    return ctx.extras.setdefault("scheduler", Scheduler())
+    """The process's scheduler (``ctx.scheduler``), where domains register their jobs."""
+    return ctx.scheduler

@@ -1,19 +1,35 @@
 """Structured logging that keeps personal data out of log files.
 
 Logs are JSON lines (one object per record) to stderr and to ``data_dir/logs``, rotated
-daily and kept seven days (RET5). A redaction filter replaces anything shaped like an
-email address, a phone number or an IP address before a record is written: code should
-log ids, not people, and this catches what slips through.
+daily and kept seven days (RET5). Two things keep people out of them:
+
+- **Pseudonyms for identifiers.** Extras that name a person (``user``, ``owner``,
+  ``subject``, … see ``PERSON_KEYS``) are written as a keyed pseudonym, ``p-`` and the first
+  12 hex digits of an HMAC with the service's secret key: the same account gives the same
+  pseudonym in every line (requests can be followed), but the account id itself — which the
+  database and an export carry — never lands in a log, and after erasure nothing in the
+  logs leads back to the person.
+- **Redaction.** Anything shaped like an email address, a phone number or an IP address is
+  replaced by ``[redacted]`` in the message, in every extra — strings, numbers (a phone
+  number logged as an int) and nested dicts and lists — and in tracebacks. Code should log
+  ids, not people; this catches what slips through.
+
+The server's own listening address in a start-up line (``Uvicorn running on
+http://127.0.0.1:8093``) is not a person's and is kept, so the line stays useful.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import logging.handlers
 import re
+import secrets
 import sys
 from pathlib import Path
+from typing import Any
 
 _PATTERNS = [
     re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
@@ -23,12 +39,59 @@ _PATTERNS = [
     re.compile(r"\b(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{0,4}\b"),
 ]
 _STD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}
+REDACTED = "[redacted]"
+
+# Extras whose value identifies a person (an account id): logged as a pseudonym.
+PERSON_KEYS = frozenset({"user", "user_id", "owner", "owner_id", "subject", "account", "reporter", "reported",
+                         "invitee", "inviter", "by_user"})
+# (logger prefix, message prefix) of lines that name the server's own address.
+OWN_ADDRESS_LINES = (("uvicorn", "Uvicorn running on"),)
+
+# The pseudonym key: the service's secret key once ``setup`` has it; until then a key of
+# this process (pseudonyms still hide the id, they only do not match across restarts).
+_key: bytes = secrets.token_bytes(32)
 
 
 def redact(text: str) -> str:
     for p in _PATTERNS:
-        text = p.sub("[redacted]", text)
+        text = p.sub(REDACTED, text)
     return text
+
+
+def pseudonym(value: object) -> str:
+    """``p-`` and 12 hex digits of an HMAC of ``value``: stable for a key, not reversible."""
+    digest = hmac.new(_key, f"log-subject:{value}".encode(), hashlib.sha256).hexdigest()
+    return "p-" + digest[:12]
+
+
+def redact_value(value: Any) -> Any:
+    """Redact a log extra of any type: strings, numbers, and containers of them."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return value if redact(str(value)) == str(value) else REDACTED
+    if isinstance(value, dict):
+        return {redact(str(k)): _extra(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [redact_value(v) for v in value]
+    return redact(str(value))  # anything else is written as its text: redact that
+
+
+def _extra(key: str, value: Any) -> Any:
+    if key in PERSON_KEYS and value is not None and value != "":
+        return pseudonym(value)
+    return redact_value(value)
+
+
+def _own_address_line(record: logging.LogRecord, message: str) -> bool:
+    return any(record.name.startswith(lg) and message.startswith(prefix) for lg, prefix in OWN_ADDRESS_LINES)
+
+
+def _message(record: logging.LogRecord) -> str:
+    message = record.getMessage()
+    return message if _own_address_line(record, message) else redact(message)
 
 
 class JsonFormatter(logging.Formatter):
@@ -37,22 +100,42 @@ class JsonFormatter(logging.Formatter):
             "t": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname,
             "logger": record.name,
-            "msg": redact(record.getMessage()),
+            "msg": _message(record),
         }
         for k, v in record.__dict__.items():
             if k not in _STD and not k.startswith("_"):
-                out[k] = redact(str(v)) if isinstance(v, str) else v
+                out[k] = _extra(k, v)
         if record.exc_info:
             out["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
-def setup(level: str = "INFO", log_dir: Path | None = None, json_lines: bool = True) -> None:
+class PlainFormatter(logging.Formatter):
+    """``LEVEL logger message key=value …`` for a terminal, redacted like the JSON lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        extras = " ".join(f"{k}={_extra(k, v)}" for k, v in record.__dict__.items()
+                          if k not in _STD and not k.startswith("_"))
+        line = f"{record.levelname} {record.name} {_message(record)}" + (f" {extras}" if extras else "")
+        if record.exc_info:
+            line += "\n" + redact(self.formatException(record.exc_info))
+        return line
+
+
+def setup(level: str = "INFO", log_dir: Path | None = None, json_lines: bool = True,
+          pseudonym_key: bytes | None = None) -> None:
+    """Install faoyam's handlers on the root logger (again: replaces the earlier ones).
+
+    ``pseudonym_key`` (the service's secret key) makes pseudonyms stable across restarts
+    and nodes."""
+    global _key
+    if pseudonym_key:
+        _key = hashlib.sha256(b"faoyam-log-pseudonym\0" + pseudonym_key).digest()  # not the key itself
     root = logging.getLogger()
     for h in list(root.handlers):
         if getattr(h, "_faoyam", False):
             root.removeHandler(h)
-    fmt: logging.Formatter = JsonFormatter() if json_lines else logging.Formatter("%(levelname)s %(name)s %(message)s")
+    fmt: logging.Formatter = JsonFormatter() if json_lines else PlainFormatter()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from faoyam.core.tables import every_table
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -25,11 +27,8 @@ def upgrade(url: str, revision: str = "head") -> None:
 def revision(url: str, message: str) -> None:
     """Autogenerate a migration. Privacy declarations live in ``info``, which Alembic would
     render into the migration; they are model metadata, not schema, so hide them meanwhile."""
-    from faoyam import models  # noqa: F401
-    from faoyam.core.database import Base
-
     saved = []
-    for t in Base.metadata.tables.values():
+    for t in every_table():
         saved.append((t, dict(t.info)))
         t.info.clear()
         for c in t.columns:

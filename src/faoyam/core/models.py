@@ -8,7 +8,7 @@ from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from faoyam.core.database import Base, UTCDateTime, new_id, utcnow
-from faoyam.privacy.declarations import Expiry, Link, TablePrivacy, blob_kind, not_personal, personal
+from faoyam.core.declarations import Expiry, Link, TablePrivacy, blob_kind, not_personal, personal
 
 blob_kind("mail_outbox", "communication", "B1a", "B1b", "F2", retention="7d", content_type="message/rfc822",
           description="an email or SMS written to the local outbox instead of being sent")
@@ -38,13 +38,18 @@ class OutboundMessage(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True, info=not_personal("bookkeeping"))
 
 
+# No rate limit counts further back than this (``core.ratelimit.MAX_WINDOW``), so a row
+# older than that counts for nothing and goes: rows expire with their window.
+RATE_EVENT_TTL = dt.timedelta(hours=1)
+
+
 class RateEvent(Base):
     """One attempt counted against a limit (SEC1). Keyed by a keyed hash, never the address."""
 
     __tablename__ = "rate_events"
     __privacy__ = TablePrivacy(
-        unlinkable="keyed hash of an address or account; cannot be reversed, purged after a day",
-        expiry=Expiry("at", dt.timedelta(days=1)),
+        unlinkable="keyed hash of an address or account; cannot be reversed, purged after its hour-long window",
+        expiry=Expiry("at", RATE_EVENT_TTL),
     )
     __table_args__ = (Index("ix_rate_events_bucket_key_at", "bucket", "key_hash", "at"),)
 

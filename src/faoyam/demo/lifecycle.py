@@ -10,6 +10,8 @@ import logging
 import os
 import secrets
 
+from faoyam.accounts import service
+from faoyam.agent.demo import resume_demo_devices
 from faoyam.core.context import Context
 
 log = logging.getLogger("faoyam.demo")
@@ -30,8 +32,6 @@ def _demo_password(ctx: Context) -> tuple[str, bool]:
 
 async def ensure_demo_account(ctx: Context) -> tuple[str, str, bool]:
     """(user id, password, created?) of the demo account."""
-    from faoyam.accounts import service
-
     password, fresh = _demo_password(ctx)
     found = await service.find_user_by_contact(ctx, DEMO_EMAIL)
     if found is not None:
@@ -46,14 +46,16 @@ async def start(ctx: Context) -> None:
         return
     uid, password, _created = await ensure_demo_account(ctx)
     print(f"\n  Demo account:  {DEMO_EMAIL}\n  Password:      {password}\n", flush=True)  # noqa: T201 - for the person
-    if "gateway" not in ctx.extras:
+    if ctx.gateway is None:
         log.warning("demo devices need the device gateway (mqtt_mode embedded or external)")
         return
-    from faoyam.agent.demo import resume_demo_devices
-
     # Same fleet as last time when there is one (same serials and credentials), else a new one.
     handle = await resume_demo_devices(ctx, uid, state_file=ctx.settings.data_dir / "demo-devices.json")
-    print(f"  {len(handle.identities)} simulated devices are online.\n", flush=True)  # noqa: T201
+    print(f"  {len(handle.identities)} simulated devices are online.", flush=True)  # noqa: T201
+    if handle.broker_port != 1883:  # not where an MQTT client looks first: say where it is
+        print(f"  Their MQTT broker listens on port {handle.broker_port} (not 1883); "  # noqa: T201
+              f"add more with: faoyam simulate --port {handle.broker_port}", flush=True)
+    print(flush=True)  # noqa: T201
 
 
 async def stop(ctx: Context) -> None:

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from faoyam.accounts.deps import CurrentUser, current_user
 from faoyam.core.context import Context, get_ctx
 from faoyam.core.errors import Invalid
-from faoyam.core.http import read_image
+from faoyam.core.http import JsonOut, read_image
 from faoyam.devices import service
 from faoyam.devices.schemas import (
     AddDeviceIn,
@@ -39,6 +39,8 @@ router = APIRouter(prefix="/api/v1", tags=["devices"])
 DeviceId = Path(..., max_length=64, description="the device id from the device list")
 ChannelIndex = Path(..., ge=0, le=255)
 _PRIVATE = {"Cache-Control": "private, no-store"}
+# The hot read paths answer pre-serialised JSON (see ``JsonOut``).
+_DEVICES, _DEVICE, _ALARMS = JsonOut(list[DeviceOut]), JsonOut(DeviceOut), JsonOut(list[AlarmOut])
 
 
 # Devices (B3, B6, B7) --------------------------------------------------------------------
@@ -53,12 +55,12 @@ async def add_device(body: AddDeviceIn, user: CurrentUser = Depends(current_user
 @router.get("/devices", response_model=list[DeviceOut])
 async def list_devices(user: CurrentUser = Depends(current_user), ctx: Context = Depends(get_ctx)):
     """Your devices and the devices shared with you (``shared: true``)."""
-    return await service.list_devices(ctx, user.id)
+    return _DEVICES(await service.list_devices(ctx, user.id))
 
 
 @router.get("/devices/{device_id}", response_model=DeviceOut)
 async def get_device(device_id: str = DeviceId, user: CurrentUser = Depends(current_user), ctx: Context = Depends(get_ctx)):
-    return await service.get_device(ctx, user.id, device_id)
+    return _DEVICE(await service.get_device(ctx, user.id, device_id))
 
 
 @router.patch("/devices/{device_id}", response_model=DeviceOut)
@@ -181,7 +183,7 @@ async def list_alarms(device_id: str = DeviceId, limit: int = Query(50, ge=1, le
                       user: CurrentUser = Depends(current_user), ctx: Context = Depends(get_ctx)):
     if before is not None and before.tzinfo is None:
         raise Invalid("before", "Give the time with its offset (for example 2026-01-01T00:00:00Z).", code="invalid")
-    return await service.list_alarms(ctx, user.id, device_id, limit, before)
+    return _ALARMS(await service.list_alarms(ctx, user.id, device_id, limit, before))
 
 
 @router.get("/devices/{device_id}/alarms/{alarm_id}/snapshot")

@@ -56,30 +56,36 @@ def _not_found() -> DeviceNotFound:
     return DeviceNotFound("There is no such device in your account.")
 
 
-async def access(ctx: Context, user_id: str, device_id: str) -> Access | None:
-    """The user's access to a device, or None for a stranger."""
+async def access(ctx: Context, user_id: str, device_id: str, session=None) -> Access | None:
+    """The user's access to a device, or None for a stranger (one query; in ``session`` if given)."""
     if not _ID_RE.fullmatch(device_id or ""):
         return None
-    async with ctx.db.session() as s:
-        row = (await s.execute(select(Device.owner_id, Device.serial).where(Device.id == device_id))).first()
-        if row is None or row.owner_id is None:
-            return None
-        if row.owner_id == user_id:
-            return Access(device_id, "owner", frozenset(PERMISSIONS), None, row.owner_id, row.serial)
-        share = (await s.execute(select(Share.permissions, Share.channels).where(
-            Share.device_id == device_id, Share.invitee_id == user_id, Share.status == "accepted"))).first()
-    if share is None:
+    if session is None:
+        async with ctx.db.session() as s:
+            return await access(ctx, user_id, device_id, s)
+    q = (select(Device.owner_id, Device.serial, Share.permissions, Share.channels)
+         .outerjoin(Share, (Share.device_id == Device.id) & (Share.invitee_id == user_id) & (Share.status == "accepted"))
+         .where(Device.id == device_id))
+    row = (await session.execute(q)).first()
+    if row is None or row.owner_id is None:
+        return None
+    if row.owner_id == user_id:
+        return Access(device_id, "owner", frozenset(PERMISSIONS), None, row.owner_id, row.serial)
+    share = row
+    if share.permissions is None:
         return None
     channels = None if share.channels is None else frozenset(share.channels)
     return Access(device_id, "shared", frozenset(("view", *share.permissions)), channels, row.owner_id, row.serial)
 
 
 async def require(ctx: Context, user_id: str, device_id: str, permission: Permission = "view",
-                  channel: int | None = None) -> Access:
-    """The caller's access, or the problem that refuses it: 404 stranger, 403 missing permission."""
+                  channel: int | None = None, session=None) -> Access:
+    """The caller's access, or the problem that refuses it: 404 stranger, 403 missing permission.
+
+    ``session``: decide in the caller's session (a read path that goes on to query)."""
     if permission not in PERMISSIONS:
         raise ValueError(f"unknown permission {permission!r}")
-    acc = await access(ctx, user_id, device_id)
+    acc = await access(ctx, user_id, device_id, session)
     if acc is None:
         raise _not_found()
     if permission not in acc.permissions:

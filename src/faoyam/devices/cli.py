@@ -8,7 +8,8 @@
 database (and, with an external broker, in Mosquitto's dynamic security), print the serial
 and safety code to add each one in the app, then run until Ctrl-C against the broker of a
 running ``faoyam serve`` (``mqtt_host``/``mqtt_port``). Their identities and credentials
-are kept in a state file so the same devices come back next time.
+are kept in a state file so the same devices come back next time. Each command that needs
+the database takes ``--data-dir`` and refuses a directory with no faoyam database in it.
 """
 
 from __future__ import annotations
@@ -23,16 +24,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(help="Simulated devices, the RTSP bridge, the device broker.", no_args_is_help=True)
-console = Console(stderr=True)
+from faoyam.core.commands import DataDirOption, FriendlyGroup, state_settings
 
+# Commands import what they use inside their own body, so that ``faoyam --help`` and a
+# light command start fast (importing the whole app takes about 2 s). Start-up speed is
+# the only reason for a function-local import of a faoyam module, and only in CLI modules
+# (docs/decisions/layers.md; tests/test_layers.py checks it).
 
-def _settings():
-    from faoyam.core.config import Settings
-
-    s = Settings()
-    s.ensure_dirs()
-    return s
+app = typer.Typer(help="Simulated devices, the RTSP bridge, the device broker.", no_args_is_help=True,
+                  cls=FriendlyGroup, pretty_exceptions_enable=False)
+console = Console(stderr=True, soft_wrap=True)
 
 
 async def _register(settings, identities) -> None:
@@ -90,11 +91,12 @@ def simulate(cameras: int = typer.Option(3, help="IP cameras (the first one with
              alarm_every: float = typer.Option(60.0, help="seconds between alarms, fleet-wide on average"),
              flap_every: float = typer.Option(0.0, help="seconds between a device dropping off and coming back (0: never)"),
              mqtt5: bool = typer.Option(False, "--mqtt5", help="speak MQTT 5 (Mosquitto only)"),
-             new: bool = typer.Option(False, "--new", help="make a new fleet even if the state file exists")):
+             new: bool = typer.Option(False, "--new", help="make a new fleet even if the state file exists"),
+             data_dir: DataDirOption = None):
     """Run simulated cameras, an NVR and doorbells with chimes against the service's broker."""
     from faoyam.agent.simulator import Simulator, load_state, make_fleet, save_state
 
-    s = _settings()
+    s = state_settings(data_dir)
     state = state or s.data_dir / "simulator.json"
     if state.exists() and not new:
         fleet = load_state(state)
@@ -124,11 +126,12 @@ def simulate(cameras: int = typer.Option(3, help="IP cameras (the first one with
 def bridge(url: str = typer.Option(..., help="the camera's rtsp:// URL (credentials allowed; never stored)"),
            name: str = typer.Option("RTSP camera", help="the channel name shown in the app"),
            state: Path = typer.Option(None, help="the bridge's identity (default: data_dir/bridge-<name>.json)"),
-           port: int = typer.Option(None, help="broker port (default: mqtt_port)")):
+           port: int = typer.Option(None, help="broker port (default: mqtt_port)"),
+           data_dir: DataDirOption = None):
     """Put a camera reachable by RTSP on the platform as a cloud camera."""
     from faoyam.agent import bridge as b
 
-    s = _settings()
+    s = state_settings(data_dir)
     state = state or s.data_dir / f"bridge-{''.join(ch for ch in name if ch.isalnum()) or 'camera'}.json"
     ident, new = b.load_or_create(state, name)
     if new:
@@ -150,7 +153,8 @@ def bridge(url: str = typer.Option(..., help="the camera's rtsp:// URL (credenti
 
 @app.command("broker-config")
 def broker_config(directory: Path = typer.Option(Path("mosquitto"), "--dir", help="where to write the files"),
-                  port: int = typer.Option(1883), host: str = typer.Option("127.0.0.1"),
+                  port: int = typer.Option(1883, help="the port Mosquitto listens on"),
+                  host: str = typer.Option("127.0.0.1", help="the address Mosquitto listens on"),
                   user: str = typer.Option("faoyam-gateway", help="the gateway's broker account")):
     """Write a Mosquitto 2 configuration (dynamic security, limits) for mqtt_mode=external."""
     from faoyam.devices.gateway.mosquitto import write_config
@@ -165,8 +169,8 @@ def broker_config(directory: Path = typer.Option(Path("mosquitto"), "--dir", hel
 
 
 @app.command("rotate-keys")
-def rotate_keys():
-    """Re-encrypt stored device passwords with the newest key of FAOYAM_DEVICE_KEYS (B3, B8).
+def rotate_keys(data_dir: DataDirOption = None):
+    """Re-encrypt stored device passwords with the newest key of FAOYAM_DEVICE_KEYS.
 
     Put the new key first in FAOYAM_DEVICE_KEYS, run this, and remove the old key once
     it reports no unreadable secrets.
@@ -174,8 +178,10 @@ def rotate_keys():
     from faoyam.core.context import Context
     from faoyam.devices.service import rotate_device_secrets
 
+    settings = state_settings(data_dir)
+
     async def run():
-        ctx = Context.build(_settings())
+        ctx = Context.build(settings)
         try:
             return await rotate_device_secrets(ctx)
         finally:

@@ -73,7 +73,13 @@ async def ptz_locate(ctx: Context, user_id: str, device_id: str, channel: int, x
 
 
 async def set_config(ctx: Context, user_id: str, device_id: str, config: dict) -> dict:
-    """Change configuration keys on the device; what it accepted is merged into the stored copy."""
+    """Change configuration keys on the device; what it accepted is merged into the stored copy.
+
+    The merged configuration must stay within what a device may report (``CONFIG_MAX_BYTES``
+    of JSON, ``CONFIG_MAX_DEPTH`` levels, docs/device-protocol.md): otherwise the device's own
+    next config report would be refused as oversized, for ever. Checked before the device is
+    asked, so a refused change reaches nothing.
+    """
     acc = await authz.require(ctx, user_id, device_id, "control")
     try:
         config = v.report_json(config, "config")
@@ -81,11 +87,16 @@ async def set_config(ctx: Context, user_id: str, device_id: str, config: dict) -
         raise Invalid("config", exc.detail, code="invalid-config") from None
     if not config:
         raise Invalid("config", "Send at least one setting.", code="invalid-config")
+    async with ctx.db.session() as s:
+        stored = await s.scalar(select(Device.config).where(Device.id == device_id))
+    v.check_config_bound({**(stored or {}), **config})
     result = await commands.send(ctx, acc.serial, "set_config", config)
     async with ctx.db.transaction() as s:
         row = await s.get(Device, device_id)
         if row.owner_id == acc.owner_id:  # still the same binding
-            row.config = {**(row.config or {}), **config}
+            merged = {**(row.config or {}), **config}
+            v.check_config_bound(merged)  # changed meanwhile by the device's own report
+            row.config = merged
     return result
 
 

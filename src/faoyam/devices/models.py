@@ -27,7 +27,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueC
 from sqlalchemy.orm import Mapped, mapped_column
 
 from faoyam.core.database import Base, UTCDateTime, new_id, utcnow
-from faoyam.privacy.declarations import Expiry, Link, TablePrivacy, blob_kind, not_personal, personal
+from faoyam.core.declarations import Expiry, Link, TablePrivacy, blob_kind, not_personal, personal
 
 blob_kind("device_cover", "media", "B7", retention="device_binding", content_type="image/jpeg",
           description="cover picture of a device or channel chosen by its owner (re-encoded, metadata stripped)")

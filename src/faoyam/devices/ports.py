@@ -21,13 +21,14 @@ argument the ``Context``), called by the gateway when devices speak:
     record_alarm(ctx, serial, AlarmReport) -> str    B11: an alarm (7 days, RET5) with its JPEG
     credentials_revoked(ctx, serial) -> bool         true once a device was deleted (B10)
 
-Gateway side — an object the gateway puts at ``ctx.extras["gateway"]``; the registry's
-routes call it to reach a device, and get ``DeviceOffline`` / ``CommandTimeout`` (both
-``Problem``s) when it cannot answer:
+Gateway side — the object at ``ctx.gateway`` (the gateway, or a client of the gateway
+nodes on a web node); the registry's routes call it to reach a device, and get
+``DeviceOffline`` / ``CommandTimeout`` (both ``Problem``s) when it cannot answer:
 
     await gateway.command(serial, name, params, timeout=10.0) -> dict
     await gateway.disconnect(serial) -> None         after credentials are revoked
-    gateway.is_connected(serial) -> bool
+    await gateway.is_online(serial) -> bool          as every node sees it (the database)
+    gateway.is_connected(serial) -> bool             this node's own view
 """
 
 from __future__ import annotations
@@ -102,4 +103,7 @@ class NotSupported(Problem):
 class Gateway(Protocol):
     async def command(self, serial: str, name: str, params: dict[str, Any], timeout: float = 10.0) -> dict: ...
     async def disconnect(self, serial: str) -> None: ...
+    async def is_online(self, serial: str) -> bool: ...
     def is_connected(self, serial: str) -> bool: ...
+    async def provision_factory(self, device: FactoryDevice) -> None: ...
+    async def wait_connected(self, serials: list[str], timeout: float = 10.0) -> None: ...

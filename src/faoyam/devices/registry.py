@@ -21,10 +21,11 @@ import logging
 from contextlib import asynccontextmanager
 
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from faoyam.core.context import Context
+from faoyam.core.cpu import offload
 from faoyam.core.database import utcnow
 from faoyam.core.errors import Invalid
 from faoyam.core.security import keyed_hash, new_token
@@ -56,7 +57,35 @@ def _secret_hash(ctx: Context, scope: str, serial: str, secret: str) -> str:
 async def find_by_serial(session, ctx: Context, serial: str) -> Device | None:
     if not v.is_serial(serial):
         return None
-    return (await session.execute(select(Device).where(Device.serial_hash == serial_hash(ctx, serial)))).scalar_one_or_none()
+    q = select(Device).where(Device.serial_hash == serial_hash(ctx, serial)).execution_options(populate_existing=True)
+    return (await session.execute(q)).scalar_one_or_none()
+
+
+# A unit whose binding was erased (its owner deleted it or erased the account) and that
+# nobody has bound since: the erasure took its credentials back. Until someone adds it
+# again, what it reports is refused, so it produces no personal data.
+_RELEASED = Device.owner_id.is_(None) & (Device.credential_generation > 0) & Device.credential_hash.is_(None)
+
+
+async def _claim(s, where) -> bool:
+    """Take the write lock on the device row matched by ``where`` *and* still not released,
+    before reading it: an erasure that commits first makes this match nothing, one that
+    comes later waits for this transaction. (A no-op UPDATE, because SQLite starts its
+    write transaction only at the first write, and FOR UPDATE does nothing there.)"""
+    res = await s.execute(update(Device).where(where, ~_RELEASED)
+                          .values(credential_generation=Device.credential_generation)
+                          .execution_options(synchronize_session=False))
+    return res.rowcount > 0
+
+
+async def _claimed_row(s, ctx: Context, serial: str) -> tuple[Device | None, bool]:
+    """``(row, released)``: the unit's row, claimed (``_claim``), or None with whether it
+    exists but is released."""
+    if not v.is_serial(serial):
+        return None, False
+    if await _claim(s, Device.serial_hash == serial_hash(ctx, serial)):
+        return await find_by_serial(s, ctx, serial), False
+    return None, await find_by_serial(s, ctx, serial) is not None
 
 
 def _learn_serial(row: Device, serial: str) -> None:
@@ -165,7 +194,10 @@ async def activate(ctx: Context, serial: str, report: ActivationReport, ip: str 
     password = new_token(24)
     now = utcnow()
     async with ctx.db.transaction() as s:
-        row = await find_by_serial(s, ctx, serial)
+        row, is_released = await _claimed_row(s, ctx, serial)
+        if is_released:
+            raise BadReport("This device was removed from its account; add it to an account first.",
+                            code="device-released")
         if row is None:
             raise BadReport("This device is not known to the registry.", code="unknown-device")
         _learn_serial(row, serial)
@@ -200,17 +232,28 @@ async def _set_address(s, device_id: str, ip: str | None, at: dt.datetime) -> No
         current.ip, current.seen_at = ip, at
 
 
+async def _report_row(s, ctx: Context, serial: str, op: str) -> Device | None:
+    """The row a device report is about, claimed for this transaction (``_claim``); None
+    (and a log line) for a serial the registry does not know or a released unit.
+
+    The claim is what closes the race with an erasure: a report that comes after the
+    erasure committed finds the unit released and writes nothing."""
+    row, is_released = await _claimed_row(s, ctx, serial)
+    if row is None:
+        if is_released:
+            log.info("devices.released_report_refused", extra={"op": op})
+        else:
+            log.warning("devices.unknown_serial", extra={"op": op})
+        return None
+    _learn_serial(row, serial)
+    return row
+
+
 @asynccontextmanager
 async def _reported(ctx: Context, serial: str, op: str):
-    """The row a device report is about, in a transaction: ``(session, row)``, with row
-    None (and a log line) for a serial the registry does not know."""
+    """``(session, row)`` of ``_report_row`` in a transaction."""
     async with ctx.db.transaction() as s:
-        row = await find_by_serial(s, ctx, serial)
-        if row is None:
-            log.warning("devices.unknown_serial", extra={"op": op})
-        else:
-            _learn_serial(row, serial)
-        yield s, row
+        yield s, await _report_row(s, ctx, serial, op)
 
 
 async def set_online(ctx: Context, serial: str, online: bool, at: dt.datetime) -> None:
@@ -231,20 +274,41 @@ async def set_online(ctx: Context, serial: str, online: bool, at: dt.datetime) -
 
 async def heartbeat(ctx: Context, serial: str, at: dt.datetime, status: dict) -> None:
     """A sign of life with the device's status (signal, storage, ...); may carry a new "ip"."""
-    status = v.report_json(status or {}, "status")
+    v.report_json(status or {}, "status")  # a bad one is refused here (BadReport)
+    await heartbeats(ctx, [(serial, at, status)])
+
+
+async def heartbeats(ctx: Context, beats: list[tuple[str, dt.datetime, dict]]) -> list[str]:
+    """Many heartbeats in one transaction (the gateway coalesces them); returns the serials
+    stored (not: unknown ones, released units, bad statuses, which are logged)."""
+    checked = []
+    for serial, at, status in beats:
+        try:
+            checked.append((serial, at, v.report_json(status or {}, "status")))
+        except BadReport:
+            log.warning("devices.bad_status")
+    stored = []
+    async with ctx.db.transaction() as s:
+        # Rows are locked in one order (by serial) so two nodes' batches cannot deadlock.
+        for serial, at, status in sorted(checked, key=lambda b: b[0]):
+            row = await _report_row(s, ctx, serial, "heartbeat")
+            if row is not None:
+                await _beat(s, row, at, status)
+                stored.append(serial)
+    return stored
+
+
+async def _beat(s, row: Device, at: dt.datetime, status: dict) -> None:
     ip = v.report_ip(status.get("ip")) if isinstance(status.get("ip"), str) else None
-    async with _reported(ctx, serial, "heartbeat") as (s, row):
-        if row is None:
-            return
-        row.online = True
-        row.last_seen_at = max(at, row.last_seen_at) if row.last_seen_at else at
-        # The address lives in device_addresses (kept 7 days), not in the status blob.
-        row.status = {k: val for k, val in status.items() if k != "ip"}
-        if ip is not None:
-            place = place_of(ip)
-            row.country = place.country if place else None
-            row.location = place.location if place else None
-            await _set_address(s, row.id, ip, at)
+    row.online = True
+    row.last_seen_at = max(at, row.last_seen_at) if row.last_seen_at else at
+    # The address lives in device_addresses (kept 7 days), not in the status blob.
+    row.status = {k: val for k, val in status.items() if k != "ip"}
+    if ip is not None:
+        place = place_of(ip)
+        row.country = place.country if place else None
+        row.location = place.location if place else None
+        await _set_address(s, row.id, ip, at)
 
 
 async def report_config(ctx: Context, serial: str, config: dict) -> None:
@@ -294,16 +358,14 @@ async def record_alarm(ctx: Context, serial: str, report: AlarmReport) -> str:
         raise BadReport("The device has no such channel.", field="channel")
     snapshot_key = None
     if report.snapshot:
-        if len(report.snapshot) <= MAX_SNAPSHOT_BYTES and _is_jpeg(report.snapshot):
+        if len(report.snapshot) <= MAX_SNAPSHOT_BYTES and await offload(_is_jpeg, report.snapshot):
             snapshot_key = await ctx.blobs.put("alarm_snapshot", report.snapshot)
         else:
             log.warning("devices.alarm_snapshot_refused", extra={"device": device_id, "bytes": len(report.snapshot)})
     try:
         async with ctx.db.transaction() as s:
             # The binding may have ended while the picture was written; then keep nothing.
-            still = await s.scalar(select(func.count()).select_from(Device).where(
-                Device.id == device_id, Device.owner_id.is_not(None)))
-            if not still:
+            if not await _claim(s, (Device.id == device_id) & Device.owner_id.is_not(None)):
                 raise LookupError
             alarm = Alarm(device_id=device_id, channel=report.channel, type=kind, at=report.at.astimezone(dt.UTC),
                           snapshot_key=snapshot_key, received_at=utcnow())

@@ -9,7 +9,6 @@ that ``faoyam.devices.service`` is the one public surface of the domain.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hmac
 import logging
@@ -18,8 +17,10 @@ from sqlalchemy import select, update
 
 from faoyam.accounts.photos import reencode_photo
 from faoyam.core.context import Context
+from faoyam.core.cpu import offload
 from faoyam.core.database import utcnow
 from faoyam.core.errors import Conflict, Forbidden, Invalid, NotFound
+from faoyam.core.ratelimit import Limit
 from faoyam.devices import authz, commands
 from faoyam.devices import validation as v
 from faoyam.devices.authz import Access
@@ -36,7 +37,7 @@ from faoyam.devices.control import (  # noqa: F401 - re-exported
     snapshot,
 )
 from faoyam.devices.links import create_link, list_links, revoke_link, view_link  # noqa: F401 - re-exported (B9)
-from faoyam.devices.models import Alarm, Channel, Device, Share
+from faoyam.devices.models import Alarm, Channel, Device, DeviceAddress, Share
 from faoyam.devices.registry import (  # noqa: F401 - re-exported: the contract of ports.py
     activate,
     authenticate_device,
@@ -44,6 +45,7 @@ from faoyam.devices.registry import (  # noqa: F401 - re-exported: the contract 
     factory_register,
     find_by_serial,
     heartbeat,
+    heartbeats,
     record_alarm,
     report_config,
     safety_code_hash,
@@ -61,6 +63,7 @@ from faoyam.devices.sharing import (  # noqa: F401 - re-exported (B9)
     update_share,
 )
 from faoyam.devices.views import describe
+from faoyam.privacy.blobrefs import blob_transaction
 from faoyam.privacy.subjects import remove_rows
 
 log = logging.getLogger(__name__)
@@ -91,11 +94,6 @@ class BoundElsewhere(Conflict):
 # Adding a device (B3) -------------------------------------------------------------------
 
 
-async def _count_failure(ctx: Context, user_id: str, serial: str) -> None:
-    await ctx.limiter.record("device-add-user", user_id)
-    await ctx.limiter.record("device-add-serial", serial)
-
-
 async def add_device(ctx: Context, user_id: str, data: AddDeviceIn) -> DeviceOut:
     """Bind a device to the account with the serial and safety code from its label.
 
@@ -117,22 +115,23 @@ async def add_device(ctx: Context, user_id: str, data: AddDeviceIn) -> DeviceOut
     if device_pw is not None:
         v.check_device_password(device_pw, "device_password")
 
+    # Each try counts (atomically, before the code is compared) and is forgotten if it was right.
     msg = "Too many wrong serial numbers or safety codes. Wait a while, then try again."
-    await ctx.limiter.check("device-add-user", user_id, _ADD_MAX_FAILURES, _ADD_WINDOW, msg)
-    await ctx.limiter.check("device-add-serial", serial, _SERIAL_MAX_FAILURES, _SERIAL_WINDOW, msg)
+    tried = await ctx.limiter.reserve([Limit("device-add-user", user_id, _ADD_MAX_FAILURES, _ADD_WINDOW),
+                                       Limit("device-add-serial", serial, _SERIAL_MAX_FAILURES, _SERIAL_WINDOW)], msg)
     async with ctx.db.session() as s:
         row = await find_by_serial(s, ctx, serial)
         doorbell_owner = None
         if row is not None and row.kind == "chime" and row.paired_hash:
             doorbell_owner = await s.scalar(select(Device.owner_id).where(Device.serial_hash == row.paired_hash))
     if row is None:
-        await _count_failure(ctx, user_id, serial)
         raise UnknownSerial("No device has this serial number. Check it on the label.")
     if row.owner_id == user_id:
+        await ctx.limiter.release(tried)
         raise AlreadyYours("This device is already in your account.")
     if not hmac.compare_digest(row.safety_code_hash, safety_code_hash(ctx, serial, code)):
-        await _count_failure(ctx, user_id, serial)
         raise WrongSafetyCode("The safety code does not match this device. Check it on the label.")
+    await ctx.limiter.release(tried)  # the label was right
     # Only someone holding the label learns that the device is bound to someone else.
     if row.owner_id is not None or doorbell_owner not in (None, user_id):
         raise BoundElsewhere("This device is in another account. Its owner must delete it first.")
@@ -153,7 +152,6 @@ async def add_device(ctx: Context, user_id: str, data: AddDeviceIn) -> DeviceOut
         if row.kind == "doorbell":
             await s.execute(update(Device).where(Device.paired_hash == row.serial_hash, Device.owner_id.is_(None))
                             .values(owner_id=user_id, name=Device.model, bound_at=now))
-    await ctx.limiter.clear("device-add-user", user_id)
     log.info("devices.added", extra={"device": row.id, "user": user_id})
     return await get_device(ctx, user_id, row.id)
 
@@ -162,28 +160,38 @@ async def add_device(ctx: Context, user_id: str, data: AddDeviceIn) -> DeviceOut
 
 
 async def list_devices(ctx: Context, user_id: str) -> list[DeviceOut]:
-    """The account's devices and those shared with it (accepted shares), shared ones marked."""
+    """The account's devices and those shared with it (accepted shares), shared ones marked.
+
+    A fixed number of queries however many devices there are (``describe``); the test
+    ``tests/devices/test_query_count.py`` holds it there.
+    """
+    mine = (Device.owner_id == user_id) | (Share.id.is_not(None) & Device.owner_id.is_not(None))
+    # Plain rows of the table, not ORM objects: this is read-only, and a tenth of the cost.
+    q = (select(Device.__table__, Share.permissions, Share.channels, Share.accepted_at, DeviceAddress.ip.label("address"))
+         .outerjoin(Share, (Share.device_id == Device.id) & (Share.invitee_id == user_id) & (Share.status == "accepted"))
+         .outerjoin(DeviceAddress, DeviceAddress.device_id == Device.id)
+         .where(mine))
     async with ctx.db.session() as s:
-        owned = (await s.execute(select(Device).where(Device.owner_id == user_id).order_by(Device.bound_at, Device.id))).scalars().all()
-        shared = (await s.execute(
-            select(Device, Share).join(Share, Share.device_id == Device.id)
-            .where(Share.invitee_id == user_id, Share.status == "accepted", Device.owner_id.is_not(None))
-            .order_by(Share.accepted_at, Device.id))).all()
+        rows = (await s.execute(q)).all()
+        owned = sorted((r for r in rows if r.owner_id == user_id), key=lambda r: (r.bound_at, r.id))
+        shared = sorted((r for r in rows if r.owner_id != user_id), key=lambda r: (r.accepted_at, r.id))
         items: list[tuple[Device, Access]] = [
-            (d, Access(d.id, "owner", frozenset(authz.PERMISSIONS), None, user_id, d.serial)) for d in owned]
-        for d, sh in shared:
-            chans = None if sh.channels is None else frozenset(sh.channels)
-            items.append((d, Access(d.id, "shared", frozenset(("view", *sh.permissions)), chans, d.owner_id, None)))
-        return await describe(ctx, s, items)
+            (r, Access(r.id, "owner", frozenset(authz.PERMISSIONS), None, user_id, r.serial)) for r in owned]
+        for r in shared:
+            chans = None if r.channels is None else frozenset(r.channels)
+            items.append((r, Access(r.id, "shared", frozenset(("view", *r.permissions)), chans, r.owner_id, None)))
+        return await describe(ctx, s, items, addresses={r.id: r.address for r in owned if r.address})
 
 
 async def get_device(ctx: Context, user_id: str, device_id: str) -> DeviceOut:
-    acc = await authz.require(ctx, user_id, device_id, "view")
     async with ctx.db.session() as s:
-        row = await s.get(Device, device_id)
+        acc = await authz.require(ctx, user_id, device_id, "view", session=s)
+        row = (await s.execute(select(Device.__table__, DeviceAddress.ip.label("address"))
+                               .outerjoin(DeviceAddress, DeviceAddress.device_id == Device.id)
+                               .where(Device.id == device_id))).first()
         if row is None or row.owner_id != acc.owner_id:  # deleted a moment ago
             raise authz.DeviceNotFound("There is no such device in your account.")
-        (out,) = await describe(ctx, s, [(row, acc)])
+        (out,) = await describe(ctx, s, [(row, acc)], addresses={device_id: row.address} if row.address else {})
     return out
 
 
@@ -218,8 +226,7 @@ async def update_device(ctx: Context, user_id: str, device_id: str, patch: Devic
 async def _push_clock(ctx: Context, serial: str | None, tz: str | None, dst: bool) -> None:
     """Tell a connected device its new time zone. The stored setting is the truth either way;
     an offline device is told by the gateway's configuration sync when it comes back."""
-    gw = commands.gateway(ctx)
-    if gw is None or not serial or not gw.is_connected(serial):
+    if not await commands.is_online(ctx, serial):
         return
     try:
         await commands.send(ctx, serial, "set_config", {"time_zone": tz, "dst": dst})
@@ -246,6 +253,11 @@ async def rename_channel(ctx: Context, user_id: str, device_id: str, index: int,
 # Covers (B7) ----------------------------------------------------------------------------
 
 
+async def _cover_holder(s, device_id: str, channel: int | None) -> Device | Channel:
+    """The row that holds the cover: the device, or one of its channels."""
+    return await (_channel(s, device_id, channel) if channel is not None else s.get(Device, device_id))
+
+
 async def set_cover(ctx: Context, user_id: str, device_id: str, data: bytes, channel: int | None = None) -> None:
     """Replace the cover picture of a device or one of its channels; the old file is deleted."""
     await authz.require(ctx, user_id, device_id, "manage")
@@ -253,24 +265,19 @@ async def set_cover(ctx: Context, user_id: str, device_id: str, data: bytes, cha
         async with ctx.db.session() as s:
             await _channel(s, device_id, channel)
     s_ = ctx.settings
-    jpeg = await asyncio.to_thread(reencode_photo, data, max_bytes=s_.max_photo_bytes, max_side=COVER_MAX_SIDE)
-    key = await ctx.blobs.put("device_cover", jpeg)
-    try:
-        async with ctx.db.transaction() as s:
-            target = await (_channel(s, device_id, channel) if channel is not None else s.get(Device, device_id))
-            old, target.cover_key = target.cover_key, key
-    except BaseException:
-        await ctx.blobs.delete(key)
-        raise
-    if old:
-        await ctx.blobs.delete(old)
+    jpeg = await offload(reencode_photo, data, max_bytes=s_.max_photo_bytes, max_side=COVER_MAX_SIDE)
+    async with blob_transaction(ctx.db, ctx.blobs) as tx:  # old cover tombstoned; new one removed on failure
+        key = await tx.put("device_cover", jpeg)
+        target = await _cover_holder(tx.session, device_id, channel)
+        tx.drop(target.cover_key)
+        target.cover_key = key
+
 
 
 async def get_cover(ctx: Context, user_id: str, device_id: str, channel: int | None = None) -> bytes:
     await authz.require(ctx, user_id, device_id, "view", channel=channel)
     async with ctx.db.session() as s:
-        target = await (_channel(s, device_id, channel) if channel is not None else s.get(Device, device_id))
-        key = target.cover_key
+        key = (await _cover_holder(s, device_id, channel)).cover_key
     if not key:
         raise NotFound("No cover picture is set.", code="no-cover")
     return await ctx.blobs.read(key)
@@ -278,11 +285,10 @@ async def get_cover(ctx: Context, user_id: str, device_id: str, channel: int | N
 
 async def delete_cover(ctx: Context, user_id: str, device_id: str, channel: int | None = None) -> None:
     await authz.require(ctx, user_id, device_id, "manage")
-    async with ctx.db.transaction() as s:
-        target = await (_channel(s, device_id, channel) if channel is not None else s.get(Device, device_id))
-        old, target.cover_key = target.cover_key, None
-    if old:
-        await ctx.blobs.delete(old)
+    async with blob_transaction(ctx.db, ctx.blobs) as tx:
+        target = await _cover_holder(tx.session, device_id, channel)
+        tx.drop(target.cover_key)
+        target.cover_key = None
 
 
 # Deleting (B10) -------------------------------------------------------------------------
@@ -307,7 +313,7 @@ async def delete_device(ctx: Context, user_id: str, device_id: str) -> dict:
     t = Device.__table__
     report = await remove_rows(ctx.db, ctx.blobs, "devices", t.c.id.in_(ids) & (t.c.owner_id == acc.owner_id),
                                reason="device_removed")
-    await commands.disconnect_quietly(ctx, [serial for _, serial in units if serial])
+    await commands.released(ctx, ids, [serial for _, serial in units if serial])
     log.info("devices.deleted", extra={"device": device_id, "units": len(ids), "rows": report.rows})
     return {"removed": ids, "rows": report.rows, "files": report.blobs}
 
@@ -318,13 +324,13 @@ async def delete_device(ctx: Context, user_id: str, device_id: str) -> dict:
 async def list_alarms(ctx: Context, user_id: str, device_id: str, limit: int = 50,
                       before: dt.datetime | None = None) -> list[AlarmOut]:
     """The device's alarms of the last seven days, newest first (an invitee: their channels)."""
-    acc = await authz.require(ctx, user_id, device_id, "alarms")
-    q = select(Alarm).where(Alarm.device_id == device_id)
-    if acc.channels is not None:
-        q = q.where(Alarm.channel.in_(sorted(acc.channels)))
-    if before is not None:
-        q = q.where(Alarm.at < before)
     async with ctx.db.session() as s:
+        acc = await authz.require(ctx, user_id, device_id, "alarms", session=s)
+        q = select(Alarm).where(Alarm.device_id == device_id)
+        if acc.channels is not None:
+            q = q.where(Alarm.channel.in_(sorted(acc.channels)))
+        if before is not None:
+            q = q.where(Alarm.at < before)
         rows = (await s.execute(q.order_by(Alarm.at.desc(), Alarm.id).limit(max(1, min(limit, 200))))).scalars().all()
     return [AlarmOut(id=a.id, channel=a.channel, type=a.type, at=a.at, has_snapshot=bool(a.snapshot_key)) for a in rows]
 

@@ -15,7 +15,7 @@ import datetime as dt
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from faoyam.accounts.service import UserBrief, find_user_by_contact, get_user_brief
+from faoyam.accounts.service import UserBrief, find_user_by_contact, get_user_brief, user_briefs
 from faoyam.core.context import Context
 from faoyam.core.database import utcnow
 from faoyam.core.errors import Conflict, Invalid, NotFound
@@ -117,7 +117,8 @@ async def list_shares(ctx: Context, user_id: str, device_id: str) -> list[ShareO
     await authz.require(ctx, user_id, device_id, "manage")
     async with ctx.db.session() as s:
         rows = (await s.execute(select(Share).where(Share.device_id == device_id).order_by(Share.created_at))).scalars().all()
-    return [_share_out(r, await get_user_brief(ctx, r.invitee_id)) for r in rows]
+        briefs = await user_briefs(s, (r.invitee_id for r in rows))
+    return [_share_out(r, briefs.get(r.invitee_id)) for r in rows]
 
 
 async def _owned_share(s, device_id: str, share_id: str) -> Share:
@@ -160,9 +161,10 @@ async def incoming_shares(ctx: Context, user_id: str) -> list[IncomingShareOut]:
         rows = (await s.execute(
             select(Share, Device).join(Device, Device.id == Share.device_id)
             .where(Share.invitee_id == user_id, Device.owner_id.is_not(None)).order_by(Share.created_at))).all()
+        briefs = await user_briefs(s, (dev.owner_id for _, dev in rows))
     out = []
     for share, dev in rows:
-        owner = await get_user_brief(ctx, dev.owner_id)
+        owner = briefs.get(dev.owner_id)
         out.append(IncomingShareOut(id=share.id, device_id=dev.id, device_name=dev.name, device_kind=dev.kind,
                                     shared_by=owner.nickname if owner else "", permissions=list(share.permissions),
                                     channels=share.channels, status=share.status, created_at=share.created_at))

@@ -19,6 +19,10 @@ from faoyam.core.errors import Invalid, Problem
 SERIAL_RE = re.compile(r"[A-Z0-9][A-Z0-9-]{3,39}")
 _MAC_RE = re.compile(r"[0-9a-f]{12}")
 MAX_JSON_BYTES = 64 * 1024
+# A device's whole configuration (docs/device-protocol.md, "Configuration"): what the
+# gateway accepts in an ``up/config`` report, so also what a merged change may grow to.
+CONFIG_MAX_BYTES = 8 * 1024
+CONFIG_MAX_DEPTH = 4
 
 
 class BadReport(Problem):
@@ -134,6 +138,23 @@ def report_json(value: Any, field: str) -> dict:
     if size > MAX_JSON_BYTES:
         raise BadReport(f"{field} is larger than {MAX_JSON_BYTES // 1024} KB.", field=field)
     return value
+
+
+def _depth(x: Any) -> int:
+    if isinstance(x, dict):
+        return 1 + max((_depth(v) for v in x.values()), default=0)
+    if isinstance(x, list):
+        return 1 + max((_depth(v) for v in x), default=0)
+    return 0
+
+
+def check_config_bound(config: dict, field: str = "config") -> None:
+    """Refuse (422) a configuration a device could no longer report back."""
+    size = len(json.dumps(config))
+    if size > CONFIG_MAX_BYTES or _depth(config) > CONFIG_MAX_DEPTH:
+        raise Invalid(field, f"The device's configuration would grow to {size // 1024} KB; at most "
+                      f"{CONFIG_MAX_BYTES // 1024} KB and {CONFIG_MAX_DEPTH} levels fit. Send fewer or smaller settings.",
+                      code="config-too-large", max_bytes=CONFIG_MAX_BYTES)
 
 
 def report_abilities(value: Any, field: str = "abilities") -> list[str]:

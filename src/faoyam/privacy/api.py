@@ -1,19 +1,26 @@
-"""Privacy routes: the processing register (public) and the user's own export (R1, R6)."""
+"""Privacy routes: the processing register (public) and the user's own export (R1, R6).
+
+The engine below (``subjects``, ``register``, ``children``, ...) imports only ``core``; these
+routes need the signed-in user (``accounts.deps``), so they sit at the domains' level,
+like every domain's ``api`` (``docs/decisions/layers.md``).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from faoyam.accounts.deps import CurrentUser, require_recent_auth
-from faoyam.core.context import Context, get_ctx
 from faoyam.accounts.validation import normalize_email
+from faoyam.core.context import Context, get_ctx
 from faoyam.core.http import client_ip
 from faoyam.privacy import children, register
-from faoyam.privacy.subjects import export_subject, export_zip, resolve_subject
+from faoyam.privacy.export import export_json, export_zip
+from faoyam.privacy.notice import build_notice
+from faoyam.privacy.subjects import resolve_subject
 
 router = APIRouter(prefix="/api/v1/privacy", tags=["privacy"])
 
@@ -35,14 +42,15 @@ async def processing_register():
 @router.get("/export")
 async def export_me(format: str = Query("json", pattern="^(json|zip)$"), user: CurrentUser = Depends(require_recent_auth),
                     ctx: Context = Depends(get_ctx)):
-    """A copy of everything held about you, machine-readable (R1, R6). Needs a fresh sign-in (R8)."""
+    """A copy of everything held about you, machine-readable (R1, R6). Needs a fresh sign-in (R8).
+
+    Streamed as it is read, so its size does not matter (``privacy.export``)."""
     async with ctx.db.session() as s:
         subject = await resolve_subject(s, user.id)
-        doc = await export_subject(s, ctx.blobs, subject)
     if format == "zip":
-        return Response(export_zip(doc), media_type="application/zip",
-                        headers={"Content-Disposition": 'attachment; filename="faoyam-export.zip"'})
-    return doc
+        return StreamingResponse(export_zip(ctx.db, ctx.blobs, subject), media_type="application/zip",
+                                 headers={"Content-Disposition": 'attachment; filename="faoyam-export.zip"'})
+    return StreamingResponse(export_json(ctx.db, ctx.blobs, subject), media_type="application/json")
 
 
 class ChildReportIn(BaseModel):
@@ -63,6 +71,4 @@ async def report_child(body: ChildReportIn, request: Request, ctx: Context = Dep
 @router.get("/notice")
 async def notice(ctx: Context = Depends(get_ctx)):
     """The privacy notice: generated from the register and the operator's settings (CT1, CHG1, SH3, R9)."""
-    from faoyam.privacy.notice import build_notice
-
     return build_notice(ctx.settings)

@@ -7,8 +7,7 @@ none, and ``faoyam privacy check`` prints them for operators who add their own t
 from __future__ import annotations
 
 from faoyam.core.database import Base
-from faoyam.privacy import register
-from faoyam.privacy.declarations import (
+from faoyam.core.declarations import (
     BLOB_KINDS,
     NotPersonal,
     Personal,
@@ -16,16 +15,16 @@ from faoyam.privacy.declarations import (
     column_declaration,
     table_declaration,
 )
+from faoyam.core.tables import every_table
+from faoyam.privacy import register
 
 
 def problems() -> list[str]:
-    from faoyam import models  # noqa: F401 - every table registered
-
     out: list[str] = []
     blob_columns: dict[str, list[str]] = {}
     tables = Base.metadata.tables
     roots = []
-    for table in Base.metadata.sorted_tables:
+    for table in every_table():
         decl = table_declaration(table)
         has_personal = False
         for col in table.columns:
@@ -70,6 +69,11 @@ def problems() -> list[str]:
                     out.append(f"{table.name}: link via unknown table {link.via!r}")
                 elif len(other.primary_key.columns) != 1:
                     out.append(f"{table.name}: link via {link.via!r} needs a one-column primary key")
+            for name in link.columns or ():
+                if name not in table.c or not isinstance(column_declaration(table.c[name]), Personal):
+                    out.append(f"{table.name}: link {link.column!r} scopes {name!r}, which is not a personal column")
+                elif table.c[name].primary_key:
+                    out.append(f"{table.name}.{name}: a scoped column is anonymised, so it cannot be a primary key")
         if decl.expiry is not None and decl.expiry.column not in table.c:
             out.append(f"{table.name}: expiry column {decl.expiry.column!r} missing")
         if decl.on_erase == "anonymise" and has_personal:

@@ -8,20 +8,25 @@ from sqlalchemy import JSON, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from faoyam.core.database import Base, UTCDateTime, new_id, utcnow
-from faoyam.privacy.declarations import Expiry, Link, TablePrivacy, not_personal, personal
+from faoyam.core.declarations import Expiry, Link, TablePrivacy, not_personal, personal
 
 
 class BlobTombstone(Base):
     """A blob whose owning rows are gone and which must be deleted from the store.
 
-    Written in the same transaction that removes the rows, so a crash between the
-    database commit and the blob deletion leaves a record the sweeper finishes.
+    Written in the same transaction that removes the rows (or drops the reference), so a
+    crash between the database commit and the blob deletion leaves a record the sweeper
+    finishes. A deletion that fails is retried later with a growing delay
+    (``attempts``, ``next_try_at``), never blocking the other tombstones.
     """
 
     __tablename__ = "blob_tombstones"
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True, info=not_personal("random blob key, no content"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, info=not_personal("bookkeeping"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0",
+                                          info=not_personal("failed deletion attempts so far"))
+    next_try_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, info=not_personal("bookkeeping: retry not before"))
 
 
 class ErasureRecord(Base):
@@ -43,11 +48,17 @@ class ChildReport(Base):
     The reporter's address is kept to answer them; the reported account identifier to
     find the data. Both go when the report is resolved (anonymised, the record of the
     report's handling stays) and in any case after a year.
+
+    The row is about two people, so each link is scoped: the reporter sees (and erases)
+    their address and what they wrote; the reported person their identifier. Erasing
+    one leaves the other's columns, and the report, in place.
     """
 
     __tablename__ = "child_reports"
     __privacy__ = TablePrivacy(
-        subject=(Link("reporter_email", key="email"), Link("reported", key="email"), Link("reported", key="phone")),
+        subject=(Link("reporter_email", key="email", columns=("reporter_email", "details")),
+                 Link("reported", key="email", columns=("reported",)),
+                 Link("reported", key="phone", columns=("reported",))),
         on_erase="anonymise",
         expiry=Expiry("created_at", dt.timedelta(days=365)),
     )

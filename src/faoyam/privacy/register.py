@@ -57,7 +57,7 @@ RETENTION: dict[str, str] = {
     "cloud_plan": "until the cloud service or its recording period ends (RET4)",
     "legal": "as long as a legal duty (tax, warranty) requires, then anonymised",
     "consent": "while consent stands, and as proof of consent for the limitation period",
-    "security": "one day: counters against password and code guessing",
+    "security": "one hour: counters against password and code guessing",
 }
 
 ACTIVITIES: dict[str, Activity] = {}

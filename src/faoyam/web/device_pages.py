@@ -8,21 +8,26 @@ through ``/api/v1/devices…`` from the browser, as with the account pages.
 from __future__ import annotations
 
 import zoneinfo
+from dataclasses import dataclass
 from functools import lru_cache
 from types import SimpleNamespace
+from urllib.parse import urlsplit
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from faoyam.accounts.deps import CurrentUser, current_user, optional_user
+from faoyam.accounts.validation import countries
 from faoyam.core.context import Context, get_ctx
 from faoyam.core.errors import Gone, NotFound, Problem
+from faoyam.core.http import CSP
 from faoyam.devices import authz
 from faoyam.devices import service as devices
 from faoyam.devices.links import live_link
 from faoyam.media.grants import link_grant, user_grant
 from faoyam.media.ids import ChannelId
+from faoyam.devices.schemas import AlarmOut, DeviceOut
 from faoyam.media.tokens import mint
 from faoyam.web.deps import page_user
 from faoyam.web.templating import page_language, render
@@ -55,6 +60,33 @@ async def home_data(ctx: Context, user: CurrentUser) -> dict[str, Any]:
     incoming = await devices.incoming_shares(ctx, user.id)
     pending = sum(1 for i in incoming if i.status == "pending")
     return {"devices": mine, "pending_invites": pending, **_common(ctx)}
+
+
+@dataclass(frozen=True)
+class AlarmMessage:
+    """One line of the Messages tab: an alarm and the device (and channel) it came from."""
+
+    alarm: AlarmOut
+    device: DeviceOut
+
+    @property
+    def channel_name(self) -> str | None:
+        if len(self.device.channels) < 2:
+            return None
+        return next((c.name for c in self.device.channels if c.index == self.alarm.channel), None) \
+            or f"#{self.alarm.channel + 1}"
+
+
+async def messages_data(ctx: Context, user: CurrentUser, limit: int = 50) -> dict[str, Any]:
+    """Messages: the alarms (kept seven days) of every device whose alarms the account may
+    see — its own, and shared ones with the alarms permission — newest first."""
+    found: list[AlarmMessage] = []
+    for d in await devices.list_devices(ctx, user.id):
+        if d.kind == "chime" or "alarms" not in d.permissions:
+            continue
+        found += [AlarmMessage(a, d) for a in await devices.list_alarms(ctx, user.id, d.id, limit)]
+    found.sort(key=lambda m: m.alarm.at, reverse=True)
+    return {"alarms": found[:limit], **_common(ctx)}
 
 
 def _not_found(request: Request, problem: Problem | None = None):
@@ -102,8 +134,6 @@ async def sharing_page(request: Request, device_id: str = DeviceId, user: Curren
         links = await devices.list_links(ctx, user.id, device_id)
     except NotFound as exc:
         return _not_found(request, exc)
-    from faoyam.accounts.validation import countries
-
     names = dict(countries(page_language(request, user)))
     phone_countries = [names.get(c, c) for c in ctx.settings.phone_share_countries]
     return render(request, "devices/sharing.html", nav="home", device=device, shares=shares, links=links,
@@ -140,6 +170,20 @@ def media_base_url(request: Request, ctx: Context) -> str:
     return f"{scheme}://{request.url.hostname}:{ctx.settings.media_http_port}"
 
 
+def live_csp(request: Request, ctx: Context) -> str:
+    """The pages' Content-Security-Policy, plus what a live player needs: the media worker's
+    WebSocket origin (``connect-src``) and MediaSource playback from ``blob:`` (``media-src``)."""
+    parts = urlsplit(media_base_url(request, ctx))
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return CSP.replace("connect-src 'self'", f"connect-src 'self' {origin}") + "; media-src 'self' blob:"
+
+
+def _live_response(request: Request, ctx: Context, response):
+    response.headers["Content-Security-Policy"] = live_csp(request, ctx)
+    response.headers["Cache-Control"] = "no-store"  # the page holds media URLs
+    return response
+
+
 def media_url(request: Request, ctx: Context, channel: ChannelId, grant: str) -> dict[str, Any]:
     token = mint(ctx.key, channel, grant, ttl=ctx.settings.media_token_seconds)
     return {"url": f"{media_base_url(request, ctx)}/media/live/{token}", "expires_in": ctx.settings.media_token_seconds}
@@ -172,7 +216,8 @@ async def live_grid_page(request: Request, user: CurrentUser = Depends(page_user
         if "live" in device.permissions and device.kind != "chime":
             for channel in device.channels:
                 tiles.append(_user_tile(request, ctx, user, device, channel, stream))
-    return render(request, "devices/live_grid.html", nav="home", tiles=tiles, **_common(ctx))
+    return _live_response(request, ctx, render(request, "devices/live_grid.html", nav="home", tiles=tiles,
+                                                **_common(ctx)))
 
 
 @router.get("/devices/{device_id}/live/{channel}")
@@ -187,9 +232,8 @@ async def live_page(request: Request, device_id: str = DeviceId, channel: int = 
     if ch is None:
         return _not_found(request)
     tile = _user_tile(request, ctx, user, device, ch, stream)
-    response = render(request, "devices/live.html", nav="home", tile=tile, back=f"/devices/{device_id}", **_common(ctx))
-    response.headers["Cache-Control"] = "no-store"  # the page holds a media URL
-    return response
+    return _live_response(request, ctx, render(request, "devices/live.html", nav="home", tile=tile,
+                                                back=f"/devices/{device_id}", **_common(ctx)))
 
 
 @router.get("/devices/{device_id}/live/{channel}/url")
@@ -216,8 +260,7 @@ async def link_live_page(request: Request, token: str = LinkToken, channel: int 
     tile = _tile(SimpleNamespace(**device), ch, f"/s/{token}/live/{channel}/url", initial, stream)
     response = render(request, "devices/live.html", tile=tile, back=f"/s/{token}", **_common(ctx))
     response.headers["Referrer-Policy"] = "no-referrer"  # the link token is in the address
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _live_response(request, ctx, response)
 
 
 @router.get("/s/{token}/live/{channel}/url")

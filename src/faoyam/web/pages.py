@@ -11,7 +11,8 @@ sent to the sign-in page and brought back afterwards.
 
 from __future__ import annotations
 
-import hmac
+import dataclasses
+import datetime as dt
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
@@ -19,16 +20,21 @@ from pydantic import BaseModel, Field
 
 from faoyam import __version__
 from faoyam.accounts import service as accounts
-from faoyam.accounts.deps import CurrentUser, lookup_session, optional_user, session_token
+from faoyam.accounts.deps import CurrentUser, check_csrf, lookup_session, optional_user, session_token
 from faoyam.accounts.validation import countries
 from faoyam.core.context import Context, get_ctx
+from faoyam.core.cpu import offload
+from faoyam.core.errors import Forbidden
+from faoyam.core.http import client_ip
+from faoyam.core.ratelimit import Limit
 from faoyam.core.i18n import LANGUAGES
-from faoyam.web import device_pages
+from faoyam.web import device_pages, privacy_pages
 from faoyam.web.deps import page_user
 from faoyam.web.templating import LANG_COOKIE, STATIC_DIR, page_language, render
 
 router = APIRouter(include_in_schema=False)
 router.include_router(device_pages.router)
+router.include_router(privacy_pages.router)
 
 
 # Helpers ---------------------------------------------------------------------------
@@ -82,13 +88,16 @@ async def switch_language(request: Request, lang: str = Form(...), next: str = F
     if lang not in LANGUAGES:
         return RedirectResponse(target, status_code=303)
     token, via_cookie = session_token(request)
-    if token:
-        user = await lookup_session(ctx, token)
-        if user is not None:
-            # A cross-site form cannot know the token: only the user's own page changes the account.
-            if not (via_cookie and hmac.compare_digest(csrf_token, user.csrf_token)):
-                return RedirectResponse(target, status_code=303)
-            await accounts.update_profile(ctx, user.id, None, lang, None)
+    user = await lookup_session(ctx, token) if token else None
+    if user is not None:
+        # A cross-site form cannot know the token: only the user's own page changes the
+        # account. The same check as every cookie-signed change, with the token from the form.
+        try:
+            if via_cookie:
+                check_csrf(request, ctx, user, csrf_token)
+        except Forbidden:
+            return RedirectResponse(target, status_code=303)
+        await accounts.update_profile(ctx, user.id, None, lang, None)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", secure=ctx.settings.cookie_secure,
                         httponly=False, path="/")
@@ -103,15 +112,23 @@ class StrengthIn(BaseModel):
     hints: list[str] = Field(default_factory=list, max_length=5)
 
 
+STRENGTH_LIMIT = Limit("password-strength", "", 120, dt.timedelta(minutes=10))
+
+
 @router.post("/web/password-strength")
-async def password_strength(body: StrengthIn, ctx: Context = Depends(get_ctx)):
-    """Score 0–4 (zxcvbn) and whether the account rules accept it. Nothing is stored or logged."""
+async def password_strength(body: StrengthIn, request: Request, ctx: Context = Depends(get_ctx)):
+    """Score 0–4 (zxcvbn) and whether the account rules accept it. Nothing is stored or logged.
+
+    Anyone may ask, so each address may ask ``STRENGTH_LIMIT`` times (the page asks once a
+    pause in typing), and zxcvbn runs in the CPU pool, not on the event loop.
+    """
     from zxcvbn import zxcvbn
 
     pw = body.password
     if not pw:
         return JSONResponse({"score": 0, "ok": False, "min_score": ctx.settings.password_min_score})
-    result = zxcvbn(pw[:100], user_inputs=[h[:100] for h in body.hints if h])
+    await ctx.limiter.reserve([dataclasses.replace(STRENGTH_LIMIT, key=client_ip(request))])
+    result = await offload(zxcvbn, pw[:100], user_inputs=[h[:100] for h in body.hints if h])
     score = int(result["score"])
     ok = len(pw) >= 8 and len(pw) <= 256 and score >= ctx.settings.password_min_score
     return JSONResponse({"score": score, "ok": ok, "min_score": ctx.settings.password_min_score,
@@ -150,10 +167,12 @@ async def register_page(request: Request, user: CurrentUser | None = Depends(opt
 
 @router.get("/register/confirm")
 async def confirm_page(request: Request, pending: str = "", to: str = "",
-                       user: CurrentUser | None = Depends(optional_user)):
+                       user: CurrentUser | None = Depends(optional_user), ctx: Context = Depends(get_ctx)):
     if user is not None:
         return RedirectResponse("/home", status_code=303)
-    return render(request, "confirm.html", pending_id=pending[:64], sent_to=to[:254])
+    # The same setting as the code's expiry and the mail that carries it: the page cannot drift.
+    return render(request, "confirm.html", pending_id=pending[:64], sent_to=to[:254],
+                  code_minutes=ctx.settings.code_ttl_minutes)
 
 
 @router.get("/password-reset")
@@ -173,8 +192,8 @@ async def home(request: Request, user: CurrentUser = Depends(page_user), ctx: Co
 
 
 @router.get("/messages")
-async def messages(request: Request, user: CurrentUser = Depends(page_user)):
-    return render(request, "messages.html", nav="messages")
+async def messages(request: Request, user: CurrentUser = Depends(page_user), ctx: Context = Depends(get_ctx)):
+    return render(request, "messages.html", nav="messages", **await device_pages.messages_data(ctx, user))
 
 
 @router.get("/cloud")

@@ -1,5 +1,12 @@
 """The Jinja2 environment of the web app and the ``render`` helper every page uses.
 
+This is the one template environment: every page of every domain (the web's own pages,
+external sign-in in ``accounts.oidc``, the demo outbox) renders through :func:`render`.
+It imports nothing from faoyam but ``core``, so a domain may call ``render``,
+``page_language`` and ``PROBLEM_MESSAGES`` without an import cycle; nothing else in
+``web`` is for domains (``tests/test_layers.py`` checks both, see
+``docs/decisions/layers.md``).
+
 Templates extend ``base.html`` (blocks ``title``, ``content``; optional ``head``,
 ``appbar``, ``scripts``, ``body_class``, ``back``) and get these context variables:
 
@@ -107,6 +114,7 @@ PROBLEM_MESSAGES: dict[str, str] = {
     "phone-not-offered": "Registration by phone is not offered in your country. Use an email address.",
     "invalid-nickname": "A nickname has 1 to 64 characters.",
     "bad-credentials": "The email/phone or password is not right.",
+    "step-up-required": "Many wrong passwords were tried for this account. If your password is right, we sent a code to its email or phone: enter it below with the password.",
     "rate-limited": "Too many attempts. Please wait a while and try again.",
     "reauth-required": "For your security, confirm it is you first.",
     "reauth-missing": "Enter your password, or ask for a code.",
@@ -138,6 +146,7 @@ PROBLEM_MESSAGES: dict[str, str] = {
     "device-offline": "The device is not connected. Check its power and network, then try again.",
     "device-timeout": "The device did not answer in time. Try again.",
     "not-supported": "The device does not support this.",
+    "config-too-large": "These settings would make the device's configuration too large. Send fewer or smaller settings.",
     "device-not-found": "This device is not in your account.",
     "owner-only": "Only the device's owner can do this.",
     "permission-missing": "This device was shared with you without this permission.",

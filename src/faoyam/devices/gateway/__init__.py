@@ -15,6 +15,6 @@ async def factory_register(ctx, device: ports.FactoryDevice) -> None:
     benchmark make their devices with this."""
     reg = importlib.import_module("faoyam.devices.service")
     await reg.factory_register(ctx, device)
-    gw = ctx.extras.get("gateway")
+    gw = ctx.gateway
     if gw is not None:
         await gw.provision_factory(device)

@@ -9,6 +9,22 @@ offline. Messages of one device are handled in order (one worker per hash of the
 It is also what the registry calls to reach a device (``ports.Gateway``): ``command``
 publishes a request with an id and waits for the device's correlated reply.
 
+Several nodes (docs/process-roles.md):
+
+* with ``share_group`` set (Mosquitto), the uplink is a shared subscription
+  (``$share/<group>/faoyam/d/+/up/<kind>``): the broker hands each message to one of the
+  gateway nodes, so an alarm is handled once however many nodes run;
+* command replies are a plain subscription on every node, gateway or not: the node that
+  sent the request (it alone holds the waiting future) takes the reply, the others count
+  it as unmatched. So a command can be sent from any node, a web node included;
+* which devices are connected lives in the database (``presence``), not in a node's
+  memory; ``is_online()`` asks it. ``is_connected()`` is this node's own view (what it
+  handled), used to wait in tests and kept in step with the database by the sweeper;
+* heartbeats are coalesced: a worker only notes them, a flusher writes all of them in
+  one transaction per ``heartbeat_flush_s``;
+* a node without the uplink (``uplink=False``, the gateway client of the web role) sends
+  commands and asks the gateway nodes, on ``faoyam/svc/disconnect``, to drop a device.
+
 Logs carry a pseudonymous device reference (a keyed hash of the serial), never the serial,
 an address or a payload.
 """
@@ -18,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import importlib
+import json
 import logging
 import re
 import time
@@ -32,6 +49,7 @@ from faoyam.core.errors import Problem
 from faoyam.core.security import keyed_hash
 from faoyam.devices import ports
 from faoyam.devices.gateway import messages as m
+from faoyam.devices.gateway import presence
 from faoyam.devices.gateway import protocol as p
 from faoyam.devices.gateway.guard import Guard, GuardOptions
 
@@ -52,11 +70,20 @@ class GatewayOptions:
     workers: int = 8
     queue_size: int = 10_000
     command_timeout_s: float = 10.0
+    heartbeat_flush_s: float | None = None  # default: 1 s, or a sixth of the timeout if shorter
+    share_group: str | None = None  # MQTT shared-subscription group of the uplink (Mosquitto)
     guard: GuardOptions = field(default_factory=GuardOptions)
 
     @property
     def timeout_s(self) -> float:
         return self.heartbeat_timeout_s or 3 * self.heartbeat_s
+
+    @property
+    def flush_s(self) -> float:
+        return self.heartbeat_flush_s or min(1.0, self.timeout_s / 6)
+
+
+SVC_DISCONNECT = "faoyam/svc/disconnect"  # {"serial": ...}: gateway nodes drop that device
 
 
 class _NoAdmin:
@@ -88,7 +115,7 @@ class _Online:
 class DeviceGateway:
     def __init__(self, ctx, *, host: str, port: int, username: str, password: str,
                  options: GatewayOptions | None = None, registry=None, admin=None, external: bool = False,
-                 client_id: str | None = None, addresses: dict[str, str] | None = None):
+                 client_id: str | None = None, addresses: dict[str, str] | None = None, uplink: bool = True):
         self.ctx = ctx
         self.host, self.port, self.username, self.password = host, port, username, password
         self.o = options or GatewayOptions()
@@ -96,6 +123,8 @@ class DeviceGateway:
         self.external = external
         self.admin = admin or _NoAdmin()
         self.client_id = client_id or f"faoyam-gw-{p.new_id()}"
+        self.node = self.client_id
+        self.uplink = uplink
         self.guard = Guard(self.o.guard)
         self.stats: Counter[str] = Counter()
         # serial -> address seen by the broker when a factory-stage client connected; used
@@ -104,6 +133,11 @@ class DeviceGateway:
         self._addr_order: OrderedDict[str, None] = OrderedDict()
         self._online: dict[str, _Online] = {}
         self._pending: dict[str, tuple[str, asyncio.Future]] = {}
+        self._ids: dict[str, str] = {}  # serial -> device row id (never changes)
+        # Heartbeats waiting for the next flush: serial -> (received, device time, status),
+        # and online announcements that only refresh the connection's time.
+        self._beats: dict[str, tuple[dt.datetime, dt.datetime, dict]] = {}
+        self._touched: dict[str, dt.datetime] = {}
         self._queues = [asyncio.Queue(self.o.queue_size // self.o.workers) for _ in range(self.o.workers)]
         self._tasks: list[asyncio.Task] = []
         self._client: aiomqtt.Client | None = None
@@ -112,10 +146,17 @@ class DeviceGateway:
         self._stopping = False
 
     # -- lifecycle ---------------------------------------------------------------------
-    async def start(self, timeout: float = 15.0) -> None:
-        self._tasks = [asyncio.create_task(self._worker(q), name=f"gateway-worker-{i}") for i, q in enumerate(self._queues)]
-        self._tasks.append(asyncio.create_task(self._run(), name="gateway-mqtt"))
-        self._tasks.append(asyncio.create_task(self._sweeper(), name="gateway-sweeper"))
+    async def start(self, timeout: float = 15.0, *, wait: bool = True) -> None:
+        """Connect and run. ``wait=False`` (a web node whose broker may start later): keep
+        trying in the background; commands answer ``DeviceOffline`` until connected."""
+        self._tasks = [asyncio.create_task(self._run(), name="gateway-mqtt")]
+        self._tasks += [asyncio.create_task(self._worker(q), name=f"gateway-worker-{i}")  # replies, on any node
+                        for i, q in enumerate(self._queues)]
+        if self.uplink:
+            self._tasks.append(asyncio.create_task(self._sweeper(), name="gateway-sweeper"))
+            self._tasks.append(asyncio.create_task(self._flusher(), name="gateway-heartbeats"))
+        if not wait:
+            return
         await asyncio.wait_for(self._ready.wait(), timeout)
         if self.external and hasattr(self.admin, "probe") and not await self.admin.probe():
             log.warning("the external broker has no dynamic security: device credentials and ACLs are not managed")
@@ -127,6 +168,10 @@ class DeviceGateway:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        try:
+            await self.flush()
+        except Exception:  # noqa: BLE001 - the database may be gone already; heartbeats are not precious
+            log.warning("heartbeats not flushed at stop")
         for _, fut in self._pending.values():
             if not fut.done():
                 fut.cancel()
@@ -139,11 +184,7 @@ class DeviceGateway:
                                           identifier=self.client_id, keepalive=30, clean_session=True,
                                           max_queued_incoming_messages=self.o.queue_size) as c:
                     self._client = c
-                    subs = [(p.topic("+", "up", k), 1) for k in p.UP_KINDS]
-                    if self.external:
-                        subs.append(("$CONTROL/dynamic-security/v1/response", 1))
-                        subs.append(("$SYS/broker/log/N", 0))
-                    await c.subscribe(subs)
+                    await c.subscribe(self.subscriptions())
                     backoff = 0.2
                     self._ready.set()
                     log.info("gateway connected to the broker")
@@ -157,6 +198,20 @@ class DeviceGateway:
                 log.warning("gateway lost the broker, reconnecting", extra={"error": type(exc).__name__})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        """Replies reach every node; the rest of the uplink and the service requests only
+        the gateway nodes, the uplink shared among them when ``share_group`` is set."""
+        subs = [(p.topic("+", "up", p.REPLY), 1)]
+        if self.uplink:
+            share = f"$share/{self.o.share_group}/" if self.o.share_group else ""
+            subs += [(share + p.topic("+", "up", k), 1) for k in p.UP_KINDS if k != p.REPLY]
+            subs.append((SVC_DISCONNECT, 1))
+        if self.external:
+            subs.append(("$CONTROL/dynamic-security/v1/response", 1))
+            if self.uplink:
+                subs.append(("$SYS/broker/log/N", 0))
+        return subs
 
     # -- receive: cheap checks in the loop, the rest in workers ------------------------
     def ref(self, serial: str) -> str:
@@ -179,6 +234,9 @@ class DeviceGateway:
     def _receive(self, t: str, payload: bytes) -> None:
         if t.startswith("$"):
             self._control(t, payload)
+            return
+        if t == SVC_DISCONNECT:
+            self._disconnect_requested(payload)
             return
         parsed = p.parse_topic(t)
         if parsed is None or parsed[1] != "up":
@@ -224,6 +282,15 @@ class DeviceGateway:
             hit = _CONNECTED_LOG.search(payload.decode("utf-8", "replace"))
             if hit:
                 self.remember_address(hit.group(2).split(":", 1)[1], hit.group(1))
+
+    def _disconnect_requested(self, payload: bytes) -> None:
+        try:
+            serial = json.loads(payload)["serial"]
+        except Exception:  # noqa: BLE001 - only service clients may publish here; still, never crash the loop
+            self._drop(None, "malformed")
+            return
+        if self.uplink and isinstance(serial, str) and p.parse_topic(p.up(serial, p.STATE)):
+            asyncio.ensure_future(self.disconnect(serial))
 
     def remember_address(self, serial: str, address: str) -> None:
         self.addresses[serial] = address
@@ -284,14 +351,38 @@ class DeviceGateway:
         self.stats["activated"] += 1
         log.info("device activated", extra={"dev": self.ref(serial)})
 
+    async def device_id(self, serial: str) -> str | None:
+        """The device row's id (cached: it never changes), None for an unknown serial."""
+        did = self._ids.get(serial)
+        if did is None:
+            async with self.ctx.db.session() as s:
+                row = await self.reg.find_by_serial(s, self.ctx, serial)
+            if row is None:
+                return None
+            did = self._ids[serial] = row.id
+        return did
+
     async def _mark(self, serial: str, online: bool, at: dt.datetime, conn: str | None = None) -> None:
-        """Tell the registry first, then the in-memory view (so ``is_connected`` never runs
-        ahead of the database), then wake whoever waits on a change."""
+        """Tell the registry and the shared presence first, then this node's view (so
+        ``is_connected`` never runs ahead of the database), then wake whoever waits."""
         await self.reg.set_online(self.ctx, serial, online, at)
-        if online:
-            self._online[serial] = _Online(conn, time.monotonic())
+        did = await self.device_id(serial)
+        if did is not None:
+            if online:
+                await presence.connect(self.ctx.db, did, conn, self.node, _now())
+            else:
+                await presence.disconnect(self.ctx.db, did)
+        self._local(serial, _Online(conn, time.monotonic()) if online else None)
+
+    def _local(self, serial: str, state: _Online | None) -> None:
+        if state is None:
+            if self._online.pop(serial, None) is None:
+                return
         else:
-            self._online.pop(serial, None)
+            self._online[serial] = state
+        asyncio.ensure_future(self._notify_change())
+
+    async def _notify_change(self) -> None:
         async with self._changed:
             self._changed.notify_all()
 
@@ -307,20 +398,57 @@ class DeviceGateway:
                 log.info("device online", extra={"dev": self.ref(serial)})
             else:
                 cur.last = time.monotonic()
-        elif cur is not None and cur.conn in (None, msg.conn):
+                self._touched[serial] = _now()
+            return
+        self._beats.pop(serial, None)  # a heartbeat noted before the will must not revive it
+        self._touched.pop(serial, None)
+        did = await self.device_id(serial)
+        # Only the will of the connection on record ends it (any node may have recorded it).
+        if did is not None and await presence.disconnect(self.ctx.db, did, msg.conn):
             await self._mark(serial, False, _now())
             log.info("device offline", extra={"dev": self.ref(serial), "by": "last-will"})
         else:
             self.stats["stale-will"] += 1  # the will of an older connection: ignore
+            if cur is not None and cur.conn == msg.conn:
+                self._local(serial, None)
 
     async def _on_heartbeat(self, serial: str, msg: m.Heartbeat) -> None:
+        """Noted only: the flusher writes every noted heartbeat in one transaction."""
         now = _now()
-        await self.reg.heartbeat(self.ctx, serial, min(_at(msg.ts), now), msg.status)
+        self._beats[serial] = (now, min(_at(msg.ts), now), msg.status)
         cur = self._online.get(serial)
-        if cur is None:
-            await self._mark(serial, True, now)
-        else:
+        if cur is not None:
             cur.last = time.monotonic()
+
+    async def flush(self) -> int:
+        """Write the noted heartbeats (one transaction for the registry, one for presence);
+        returns how many were noted. A device with no connection on record is now online."""
+        beats, self._beats = self._beats, {}
+        touched, self._touched = self._touched, {}
+        if not beats and not touched:
+            return 0
+        stored = set(await self.reg.heartbeats(
+            self.ctx, [(serial, at, status) for serial, (_, at, status) in beats.items()])) if beats else set()
+        serial_of: dict[str, str] = {}
+        stamps: dict[str, dt.datetime] = {}
+        # A refused heartbeat (a released unit) does not keep a connection alive either.
+        for serial, received in [*touched.items(), *((s, b[0]) for s, b in beats.items() if s in stored)]:
+            did = await self.device_id(serial)
+            if did is not None:
+                serial_of[did], stamps[did] = serial, received
+        for did in await presence.beat(self.ctx.db, stamps, self.node):
+            if serial_of[did] not in self._online:
+                self._local(serial_of[did], _Online(None, time.monotonic()))
+        self.stats["heartbeat-flushes"] += 1
+        return len(beats)
+
+    async def _flusher(self) -> None:
+        while True:
+            await asyncio.sleep(self.o.flush_s)
+            try:
+                await self.flush()
+            except Exception as exc:  # noqa: BLE001 - lost heartbeats are replaced by the next ones
+                log.error("writing heartbeats failed", extra={"error": type(exc).__name__})
 
     _on_status = _on_heartbeat
 
@@ -349,17 +477,43 @@ class DeviceGateway:
         every = self.o.sweep_s or max(0.05, self.o.heartbeat_s / 3)
         while True:
             await asyncio.sleep(every)
-            limit = time.monotonic() - self.o.timeout_s
-            for serial in [s for s, o in self._online.items() if o.last < limit]:
-                try:
-                    await self._mark(serial, False, _now())
-                    log.info("device offline", extra={"dev": self.ref(serial), "by": "heartbeat-timeout"})
-                except Exception as exc:
-                    log.error("marking a device offline failed", extra={"error": type(exc).__name__})
+            try:
+                await self.sweep()
+            except Exception as exc:  # noqa: BLE001 - try again at the next sweep
+                log.error("marking devices offline failed", extra={"error": type(exc).__name__})
+
+    async def sweep(self) -> None:
+        """End the connections silent for longer than the timeout, whichever node recorded
+        them (``presence.expire`` marks the device offline too), then bring this node's
+        view in step with the database."""
+        await self.flush()
+        for did in await presence.expire(self.ctx.db, _now() - dt.timedelta(seconds=self.o.timeout_s)):
+            log.info("device offline", extra={"dev": self.ref(did), "by": "heartbeat-timeout"})
+        mine = {self._ids[s]: s for s in self._online if s in self._ids}
+        live = await presence.connected_ids(self.ctx.db, list(mine)) if mine else set()
+        for did, serial in mine.items():
+            if did not in live:
+                self._local(serial, None)
 
     # -- the Gateway port ----------------------------------------------------------------
     def is_connected(self, serial: str) -> bool:
+        """This node's view (see the module docstring); ``is_online()`` is the shared truth."""
         return serial in self._online
+
+    async def is_online(self, serial: str) -> bool:
+        """Whether the device is connected, as every node sees it (the database)."""
+        did = await self.device_id(serial)
+        return did is not None and await presence.is_connected(self.ctx.db, did)
+
+    async def wait_connected(self, serials, timeout: float = 10.0) -> None:
+        """Wait until all ``serials`` are connected (as ``is_online()`` sees it)."""
+        async def wait():
+            while True:
+                ids = [await self.device_id(s) for s in serials]
+                if None not in ids and len(await presence.connected_ids(self.ctx.db, ids)) == len(set(ids)):
+                    return
+                await asyncio.sleep(0.1)
+        await asyncio.wait_for(wait(), timeout)
 
     def online(self) -> set[str]:
         return set(self._online)
@@ -375,7 +529,7 @@ class DeviceGateway:
                       timeout: float | None = None) -> dict:
         if name not in ports.COMMANDS:
             raise ports.NotSupported(f"unknown command {name!r}")
-        if not self.is_connected(serial):
+        if not await self.is_online(serial):
             raise ports.DeviceOffline()
         timeout = timeout or self.o.command_timeout_s
         req = p.new_id()
@@ -408,15 +562,21 @@ class DeviceGateway:
 
     async def disconnect(self, serial: str) -> None:
         """After the registry revoked the device's credentials: close its connection, drop
-        its broker accounts (Mosquitto) and clear its retained state."""
+        its broker accounts (Mosquitto) and clear its retained state. A node without the
+        uplink asks the gateway nodes to do it."""
+        if not self.uplink:
+            await self.publish_raw(SVC_DISCONNECT, p.dumps({"serial": serial}))
+            return
         await self.admin.revoke(serial)
-        had = self._online.pop(serial, None)
+        self._beats.pop(serial, None)
+        self._touched.pop(serial, None)
         self.guard.forget(serial)
+        did = await self.device_id(serial)
+        if did is not None:
+            await presence.disconnect(self.ctx.db, did)
         if self._client is not None:
             await self._client.publish(p.up(serial, p.STATE), b"", qos=1, retain=True)
-        if had is not None:
-            async with self._changed:
-                self._changed.notify_all()
+        self._local(serial, None)
 
     async def provision_factory(self, device: ports.FactoryDevice) -> None:
         await self.admin.provision_factory(device.serial, device.factory_secret)

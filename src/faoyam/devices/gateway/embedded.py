@@ -8,14 +8,21 @@ Two plugins make it a device broker:
   may not publish to;
 * ``DeviceTopicPlugin`` applies ``acl.allowed`` to every subscribe, publish and delivery.
 
-Two amqtt behaviours are changed by subclassing the broker:
+amqtt behaviours changed by subclassing the broker:
 
 * a CONNECT with ``clean_session`` used to drop the existing session of that client id
   *before* authentication, so anyone could knock a device off its subscriptions by
   connecting with its serial as client id; here the old session is only replaced once the
   newcomer is authenticated (and the old connection is then taken over, as MQTT says);
 * packets larger than ``protocol.MAX_PACKET`` close the connection before the broker
-  reads them into memory.
+  reads them into memory;
+* a published message was matched against *every* subscription filter (one per connected
+  device, so the cost of each message grew with the fleet); ``_Subscriptions`` indexes the
+  filters by their literal first levels, so a device's message is matched against its own
+  filters and the few with wildcards there (the gateway's).
+
+amqtt 0.12.1 has no shared subscriptions (``$share/...`` is taken as a literal topic), so
+an embedded broker has one gateway; several gateway processes need Mosquitto.
 
 amqtt speaks MQTT 3.1.1 only; devices that need MQTT 5 use Mosquitto (external mode).
 """
@@ -99,6 +106,67 @@ class Policy:
 _POLICY: dict[int, Policy] = {}
 
 
+class _Subscriptions(dict):
+    """amqtt's ``filter -> [(session, qos)]`` map, with an index of the filters by their
+    first ``DEPTH`` levels when those are literal. ``candidates(topic)`` lists the filters
+    that can match a topic: the ones under its first levels, and the rest (wildcards in
+    the first levels, or shorter filters), which are few. Kept in step by every way amqtt
+    changes the keys (item set and delete, setdefault, pop, clear)."""
+
+    DEPTH = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._by_prefix: dict[tuple[str, ...], dict[str, None]] = {}
+        self._other: dict[str, None] = {}
+
+    @classmethod
+    def _key(cls, levels: list[str]) -> tuple[str, ...] | None:
+        if len(levels) <= cls.DEPTH:
+            return None
+        head = levels[: cls.DEPTH]
+        return None if any("+" in x or "#" in x for x in head) else tuple(head)
+
+    def _index(self, f: str) -> None:
+        key = self._key(f.split("/", self.DEPTH))
+        (self._other if key is None else self._by_prefix.setdefault(key, {}))[f] = None
+
+    def _unindex(self, f: str) -> None:
+        key = self._key(f.split("/", self.DEPTH))
+        bucket = self._other if key is None else self._by_prefix.get(key, {})
+        bucket.pop(f, None)
+        if key is not None and not bucket:
+            self._by_prefix.pop(key, None)
+
+    def __setitem__(self, f, subs) -> None:
+        if f not in self:
+            self._index(f)
+        super().__setitem__(f, subs)
+
+    def setdefault(self, f, default=None):
+        if f not in self:
+            self[f] = default
+        return self[f]
+
+    def __delitem__(self, f) -> None:
+        super().__delitem__(f)
+        self._unindex(f)
+
+    def pop(self, f, *default):
+        if f in self:
+            self._unindex(f)
+        return super().pop(f, *default)
+
+    def clear(self) -> None:
+        super().clear()
+        self._by_prefix.clear()
+        self._other.clear()
+
+    def candidates(self, topic: str) -> list[str]:
+        key = self._key(topic.split("/", self.DEPTH))
+        return [*(self._by_prefix.get(key, ()) if key is not None else ()), *self._other]
+
+
 async def _identity(session: Session, policy: Policy) -> _Identity | None:
     if not hasattr(session, "faoyam_identity"):
         session.faoyam_identity = await policy.identify(session)  # type: ignore[attr-defined]
@@ -145,6 +213,10 @@ class _LimitedReader(ReaderAdapter):
 
 class _Broker(Broker):
     max_packet = p.MAX_PACKET
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self._subscriptions = _Subscriptions()
 
     async def stream_connected(self, reader, writer, listener_name: str) -> None:
         await self._client_connected(listener_name, _LimitedReader(StreamReaderAdapter(reader), self.max_packet),
@@ -206,14 +278,16 @@ class _Broker(Broker):
                 self._sessions.pop(client_session.client_id, None)
 
     async def _run_broadcast(self, running_tasks) -> None:
-        """amqtt's version, iterating over a snapshot of the subscriptions.
+        """amqtt's version, over the candidate filters only (``_Subscriptions``), as a
+        snapshot.
 
         amqtt walks the live subscription dict and awaits inside the loop, so a client
         subscribing meanwhile (many devices reconnecting at once) raised "dictionary
         changed size during iteration" and the message being broadcast was lost."""
         broadcast = await self._broadcast_queue.get()
-        for k_filter, subscriptions in list(self._subscriptions.items()):
-            if not self._matches(broadcast["topic"], k_filter):
+        for k_filter in self._subscriptions.candidates(broadcast["topic"]):
+            subscriptions = self._subscriptions.get(k_filter)
+            if not subscriptions or not self._matches(broadcast["topic"], k_filter):
                 continue
             for target_session, sub_qos in list(subscriptions):
                 qos = broadcast.get("qos", sub_qos)
@@ -242,10 +316,12 @@ class _Broker(Broker):
 class EmbeddedBroker:
     """amqtt started in-process with the device plugins, on host:port (port 0: any free)."""
 
-    def __init__(self, host: str, port: int, authenticate, *, max_packet: int = p.MAX_PACKET):
+    def __init__(self, host: str, port: int, authenticate, *, max_packet: int = p.MAX_PACKET,
+                 service_password: str | None = None):
         self.host, self.requested_port = host, port
         self.service_user = "faoyam-gateway"
-        self.service_password = secrets.token_urlsafe(32)
+        # Given: every process of the deployment can sign in (the web role's gateway client).
+        self.service_password = service_password or secrets.token_urlsafe(32)
         self.policy = Policy(self.service_user, self.service_password, authenticate)
         self.max_packet = max_packet
         self.broker: _Broker | None = None

@@ -35,10 +35,18 @@
         login: d.login.trim(),
         password: d.password,
         country: looksLikeLocalPhone(d.login) ? (d.country || null) : null,
+        code: (d.code || "").trim() || null,
         terminal: F.terminal(),
       }),
-      fieldMap: { login: "login", password: "password" },
+      fieldMap: { login: "login", password: "password", code: "code" },
       onSuccess: () => location.assign(next()),
+      // Many wrong passwords were tried for this account: a code sent to it is needed too.
+      onError: (problem) => {
+        if (problem && problem.code === "step-up-required") {
+          $("#signin-code").hidden = false;
+          signin.elements.code.focus();
+        }
+      },
     });
 
     // External sign-in providers, when the server offers any.

@@ -99,6 +99,37 @@
     });
   }
 
+  /* Channels of an NVR: a name and a cover each. */
+  document.querySelectorAll("#channels .channel-form").forEach((form) => {
+    const index = form.dataset.channel;
+    const url = base + "/channels/" + enc(index);
+    F.bindForm(form, {
+      method: "PATCH",
+      url,
+      validate: (d) => (d.name.trim() ? {} : { name: F.t("This field is required.") }),
+      body: (d) => ({ name: d.name.trim() }),
+      onSuccess: () => F.toast(F.t("Saved.")),
+    });
+    const input = form.querySelector('input[type="file"]');
+    input.addEventListener("change", async () => {
+      F.clearErrors(form);
+      const file = input.files && input.files[0];
+      if (!file) return;
+      const body = new FormData();
+      body.append("file", file);
+      const res = await F.api("PUT", url + "/cover", { body });
+      input.value = "";
+      if (!res.ok) return F.showProblem(form, res.problem, { body: "file" });
+      const box = form.closest(".channel").querySelector("[data-channel-cover-box]");
+      box.querySelectorAll("img, svg.icon").forEach((el) => el.remove());
+      const img = document.createElement("img");
+      img.src = url + "/cover?v=" + Date.now();
+      img.alt = "";
+      box.prepend(img);
+      F.toast(F.t("Saved."));
+    });
+  });
+
   const timeForm = $("#device-time-form");
   if (timeForm) {
     F.bindForm(timeForm, {

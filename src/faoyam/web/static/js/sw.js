@@ -1,8 +1,8 @@
 /* faoyam service worker: makes the web app installable and shows a friendly page offline.
    Pages and API answers are never cached (they are personal); only the static shell is. */
-const CACHE = "faoyam-static-v1";
+const CACHE = "faoyam-static-v2";
 const SHELL = ["/offline", "/static/css/app.css", "/static/js/app.js", "/static/icons/sprite.svg",
-               "/static/icons/icon.svg", "/static/icons/icon-192.png"];
+               "/static/icons/icon.svg", "/static/icons/icon-192.png", "/static/fonts/sarabun-thai-400-normal.woff2"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting()));

@@ -1,5 +1,9 @@
 """Public privacy pages: the notice (generated), the cookie policy (from the registry), and
-the form to report a child's data (CH2)."""
+the form to report a child's data (CH2).
+
+They live in ``web`` like every page: a page composes the privacy engine (the notice),
+the web's own cookie list and the signed-in user, and the engine below knows none of them.
+"""
 
 from __future__ import annotations
 
