@@ -107,6 +107,11 @@ OTHER_ROUTES: dict[str, str] = {
     "GET /devices/add": "signed-in page", "GET /devices/invitations": "signed-in page",
     "GET /devices/{device_id}": "signed-in page", "GET /devices/{device_id}/sharing": "signed-in page",
     "GET /s/{token}": "page", "GET /api/v1/share-links/{token}": "public",
+    # Live view (web/device_pages.py): authorization by devices.authz.require(…, "live", channel),
+    # tested in tests/web/test_live_pages.py; share-link live view by the link itself.
+    "GET /live": "signed-in page", "GET /devices/{device_id}/live/{channel}": "signed-in page",
+    "GET /devices/{device_id}/live/{channel}/url": "signed-in",
+    "GET /s/{token}/live/{channel}": "page", "GET /s/{token}/live/{channel}/url": "public",
     "GET /manifest.webmanifest": "public", "GET /sw.js": "public", "GET /offline": "page",
     "POST /lang": "public", "POST /web/password-strength": "public",
     "GET /": "page", "GET /signin": "page", "GET /register": "page", "GET /register/confirm": "page",
@@ -331,7 +336,7 @@ async def test_signed_in_routes_refuse_signed_out_callers(world: World):
     """Every device route and every route marked signed-in answers 401 without credentials;
     every signed-in page sends the browser to sign in."""
     fill = {"{device_id}": "0" * 32, "{share_id}": "0" * 32, "{link_id}": "0" * 32, "{alarm_id}": "0" * 32,
-            "{index}": "0", "{kind}": "email", "{session_id}": "0" * 32}
+            "{index}": "0", "{channel}": "0", "{kind}": "email", "{session_id}": "0" * 32}
     kinds = {**{_route_key(ep): "signed-in" for ep in ENDPOINTS}, **OTHER_ROUTES}
     checked = 0
     for key, kind in kinds.items():

@@ -254,7 +254,9 @@ async def link_live_page(request: Request, token: str = LinkToken, channel: int 
     except (NotFound, Gone) as exc:
         return render(request, "devices/link.html", status_code=exc.status, view=None, expired=isinstance(exc, Gone),
                       **_common(ctx))
-    ch = next(c for c in view.channels if c.index == channel)
+    ch = next((c for c in view.channels if c.index == channel), None)
+    if ch is None:  # named by the link, but no longer on the device
+        return render(request, "devices/link.html", status_code=404, view=None, expired=False, **_common(ctx))
     initial = media_url(request, ctx, ChannelId(device_id, channel, stream), link_grant(link_id))
     device = {"id": device_id, "name": view.device_name, "model": "", "channels": view.channels, "kind": view.kind}
     tile = _tile(SimpleNamespace(**device), ch, f"/s/{token}/live/{channel}/url", initial, stream)
