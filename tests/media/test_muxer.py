@@ -91,3 +91,21 @@ def test_same_tracks_do_not_make_a_new_init_segment(h264_clip):
     track = h264_track(h264_clip.config)
     assert muxer.configure([track]) is not None
     assert muxer.configure([track]) is None
+
+
+def test_g711_audio_is_muxed_as_alaw_and_ulaw(h264_clip):
+    """FLV carries G.711 (common on cameras); MP4 stores it as 'alaw'/'ulaw' sample entries."""
+    from faoyam.media.tracks import g711_track
+
+    for law, name in (("alaw", "pcm_alaw"), ("ulaw", "pcm_mulaw")):
+        muxer = LiveMuxer()
+        parts = [muxer.configure([h264_track(h264_clip.config), g711_track(law)])]
+        for i, p in enumerate(h264_clip.packets[:25]):
+            for f in (muxer.add(0, p.dts * 90, p.cts * 90, p.keyframe, p.data),
+                      muxer.add(1, p.dts * 8, 0, True, bytes(320))):  # 40 ms of 8 kHz samples
+                if f:
+                    parts.append(f.data)
+        parts.append(muxer.flush().data)
+        got = probe(b"".join(parts), decode=False)
+        assert got.streams["audio"][0] == name
+        assert len(got.video) == 25

@@ -32,14 +32,14 @@ class VideoTag:
     codec: str  # "avc1" or "hvc1"
     keyframe: bool
     cts: int  # composition offset in milliseconds (pts - dts)
-    data: bytes  # decoder configuration record, or the frame's NAL units (AVCC)
+    data: memoryview  # decoder configuration record, or the frame's NAL units (AVCC)
 
 
 @dataclass(frozen=True, slots=True)
 class AudioTag:
     kind: str  # CONFIG or FRAME
     codec: str  # "mp4a", "alaw" or "ulaw"
-    data: bytes
+    data: memoryview
 
 
 _LEGACY_VIDEO = {7: "avc1", 12: "hvc1"}
@@ -58,6 +58,7 @@ def parse_video(body: bytes) -> VideoTag | None:
     """The tag, or None for tags that carry no picture (info frames, metadata)."""
     if not body:
         raise FlvError("empty video tag")
+    body = memoryview(body)  # slices below share the message's bytes instead of copying them
     head = body[0]
     frame_type = (head >> 4) & 0x7
     if frame_type == _VIDEO_INFO_FRAME:
@@ -67,11 +68,11 @@ def parse_video(body: bytes) -> VideoTag | None:
         if len(body) < 5:
             raise FlvError("truncated enhanced video tag")
         packet_type = head & 0x0F
-        codec = _FOURCC.get(bytes(body[1:5]))
+        codec = _FOURCC.get(body[1:5].tobytes())
         if packet_type == _EX_METADATA:
             return None
         if codec is None:
-            raise FlvError(f"unsupported enhanced-RTMP video codec {bytes(body[1:5])!r} (packet type {packet_type})")
+            raise FlvError(f"unsupported enhanced-RTMP video codec {body[1:5].tobytes()!r} (packet type {packet_type})")
         if packet_type == _EX_SEQUENCE_START:
             return VideoTag(CONFIG, codec, keyframe, 0, body[5:])
         if packet_type == _EX_CODED_FRAMES:
@@ -107,6 +108,7 @@ def parse_audio(body: bytes) -> AudioTag:
     codec = _AUDIO_FORMATS.get(body[0] >> 4)
     if codec is None:
         raise FlvError(f"unsupported FLV audio format {body[0] >> 4} (AAC or G.711 only)")
+    body = memoryview(body)
     if codec != "mp4a":
         return AudioTag(FRAME, codec, body[1:])
     if len(body) < 2:

@@ -103,40 +103,43 @@ class TrackRun:
 
 _TRUN_VIDEO = 0x000001 | 0x000100 | 0x000200 | 0x000400 | 0x000800  # offset, dur, size, flags, cts
 _TRUN_AUDIO = 0x000001 | 0x000100 | 0x000200
+# traf header + tfhd + tfdt + trun header, packed at once (this runs for every fragment):
+# traf(size) tfhd(16: default-base-is-moof, track) tfdt(20: version 1, 64-bit time) trun(size, flags, count, offset)
+_TRAF_HEAD = struct.Struct(">I4s" + "I4sII" + "I4sIQ" + "I4sIIi")
+_TRAF_HEAD_SIZE = _TRAF_HEAD.size  # 64 bytes
 
 
-def _traf(run: TrackRun, data_offset: int) -> bytes:
+def _traf(run: TrackRun, data_offset: int) -> list[bytes]:
     count = len(run.payloads)
-    tfhd = full_box(b"tfhd", 0, 0x020000, struct.pack(">I", run.track_id))
-    tfdt = full_box(b"tfdt", 1, 0, struct.pack(">Q", run.base_dts))
     if run.video:
         flat: list[int] = []
         for dur, data, key, cts in zip(run.durations, run.payloads, run.keyframes, run.cts_offsets):
             flat += (dur, len(data), SYNC_SAMPLE if key else NON_SYNC_SAMPLE, cts)
         entries = struct.pack(">" + "IIIi" * count, *flat)
-        trun = full_box(b"trun", 1, _TRUN_VIDEO, struct.pack(">Ii", count, data_offset), entries)
+        trun_flags = (1 << 24) | _TRUN_VIDEO  # version 1: signed composition offsets
     else:
         flat = []
         for dur, data in zip(run.durations, run.payloads):
             flat += (dur, len(data))
-        trun = full_box(b"trun", 0, _TRUN_AUDIO, struct.pack(">Ii", count, data_offset),
-                        struct.pack(">" + "II" * count, *flat))
-    return box(b"traf", tfhd, tfdt, trun)
-
-
-def _traf_size(run: TrackRun) -> int:
-    """Bytes of :func:`_traf`'s box: traf 8 + tfhd 16 + tfdt 20 + trun 20 + entries."""
-    return 64 + len(run.payloads) * (16 if run.video else 8)
+        entries = struct.pack(">" + "II" * count, *flat)
+        trun_flags = _TRUN_AUDIO
+    head = _TRAF_HEAD.pack(_TRAF_HEAD_SIZE + len(entries), b"traf",
+                           16, b"tfhd", 0x020000, run.track_id,
+                           20, b"tfdt", 1 << 24, run.base_dts,
+                           20 + len(entries), b"trun", trun_flags, count, data_offset)
+    return [head, entries]
 
 
 def media_fragment(sequence: int, runs: Sequence[TrackRun]) -> bytes:
     """One ``moof`` + ``mdat`` holding ``runs`` (sequence numbers start at 1)."""
-    mfhd = full_box(b"mfhd", 0, 0, struct.pack(">I", sequence))
-    sizes = [sum(len(p) for p in run.payloads) for run in runs]
-    moof_size = 8 + len(mfhd) + sum(_traf_size(run) for run in runs)
-    offset, trafs = moof_size + 8, []
+    sizes = [sum(map(len, run.payloads)) for run in runs]
+    moof_size = 24 + sum(_TRAF_HEAD_SIZE + len(run.payloads) * (16 if run.video else 8) for run in runs)
+    parts = [struct.pack(">I4sI4sII", moof_size, b"moof", 16, b"mfhd", 0, sequence)]
+    offset = moof_size + 8  # sample data starts after the moof and the mdat header
     for run, size in zip(runs, sizes):
-        trafs.append(_traf(run, offset))
+        parts += _traf(run, offset)
         offset += size
-    mdat_header = struct.pack(">I4s", 8 + sum(sizes), b"mdat")
-    return b"".join([box(b"moof", mfhd, *trafs), mdat_header, *(p for run in runs for p in run.payloads)])
+    parts.append(struct.pack(">I4s", 8 + sum(sizes), b"mdat"))
+    for run in runs:
+        parts += run.payloads
+    return b"".join(parts)

@@ -3,10 +3,14 @@
 One asyncio server takes every camera's connection — no thread or process per camera. What
 a connection costs at real-time rate is mostly wake-ups, not bytes (a 4 Mbit/s camera sends
 25 frames a second, each its own TCP write), so a publishing connection is read in
-**batches**: after each read the transport is paused, and one server-wide ticker resumes
-all paused connections every ``read_interval`` seconds. The kernel buffers the frames in
-between; one wake-up then reads, parses and muxes several frames, and the hub emits one
-fragment per batch. ``read_interval`` bounds the latency this adds (default 100 ms).
+**batches**: once a connection publishes, its transport stops reading and one server-wide
+ticker reads every publishing socket directly (a non-blocking ``recv`` on a duplicate of the
+socket) every ``read_interval`` seconds. The kernel buffers the frames in between; one tick
+then reads, parses and muxes several frames per camera, the hub emits one fragment per
+batch, and no per-connection event-loop machinery (selector registration, callbacks) runs
+per frame. ``read_interval`` bounds the latency this adds (default 100 ms); 0 turns batching
+off (every TCP segment is handled when it arrives). Handshake and commands — rare — go
+through the ordinary asyncio transport.
 
 The session speaks the publishing half of RTMP — what ffmpeg (``-f flv rtmp://…``),
 GStreamer's ``rtmp2sink``, OBS and camera firmware send::
@@ -51,6 +55,7 @@ _COMMAND_CSID = 3
 _STATUS_CSID = 5
 _STREAM_ID = 1  # the one message stream a publishing connection creates
 END_GRACE_SECONDS = 5.0
+READ_SIZE = 256 * 1024  # per recv; a tick reads until the kernel has no more
 
 _TRACK_OF_CONFIG = {"avc1": h264_track, "hvc1": h265_track}
 
@@ -84,6 +89,7 @@ class RtmpSession(asyncio.Protocol):
         self.media_messages = 0
         self.metadata: dict = {}
         self.closed_reason: str | None = None
+        self._sock = None  # our duplicate of the socket while the ticker polls it
 
     # -- asyncio.Protocol --
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -97,8 +103,36 @@ class RtmpSession(asyncio.Protocol):
             return
         self._bytes_in += len(data)
         self._buf += data
+        self._run(self._process)
+
+    def _poll(self) -> None:
+        """The ticker's read: everything the kernel holds for us, then one processing pass."""
+        got = eof = False
         try:
-            self._process()
+            while True:
+                data = self._sock.recv(READ_SIZE)
+                if not data:
+                    eof = True
+                    break
+                got = True
+                self._bytes_in += len(data)
+                self._buf += data
+                if len(data) < READ_SIZE:
+                    break
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as exc:
+            self.close(f"connection error: {exc}")
+            return
+        if got:
+            self._run(self._process)
+        if eof:
+            self.close("connection closed by the publisher")
+
+    def _run(self, step) -> None:
+        """Run a parsing step; bad input closes the connection with a log line."""
+        try:
+            step()
         except (RtmpProtocolError, amf.AmfError, flv.FlvError, CodecConfigError, IngestError) as exc:
             self.close(str(exc), level=logging.WARNING)
             return
@@ -108,11 +142,10 @@ class RtmpSession(asyncio.Protocol):
             return
         if self.hub is not None and self._state == "publishing":
             self.hub.flush()
-            self.server._pause(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.sessions.discard(self)
-        self.server._paused.discard(self)
+        self._stop_polling()
         if self.closed_reason is None:
             self.closed_reason = "connection lost"
             log.info("rtmp %s: %s disconnected", self.peer, self.stream or "client")
@@ -124,9 +157,25 @@ class RtmpSession(asyncio.Protocol):
             return
         self.closed_reason = reason
         log.log(level, "rtmp %s: closing (%s): %s", self.peer, self.stream or "not publishing", reason)
+        self._stop_polling()
         self._leave_hub()
         if self.transport is not None:
             self.transport.close()
+
+    def _start_polling(self) -> None:
+        sock = self.transport.get_extra_info("socket")
+        if self.server.read_interval <= 0 or sock is None:
+            self.transport.resume_reading()
+            return
+        self._sock = sock.dup()  # the transport keeps its own; ours is only read
+        self._sock.setblocking(False)
+        self.server._polled.add(self)  # the transport stays paused from here on
+
+    def _stop_polling(self) -> None:
+        self.server._polled.discard(self)
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
     def _end_publishing(self) -> None:
         """The publisher said goodbye. It hangs up itself (GStreamer reports an error if we
@@ -273,13 +322,13 @@ class RtmpSession(asyncio.Protocol):
         self.last_media_at = self.server.now
         log.info("rtmp %s: publishing %s", self.peer, verdict)
         held, self._held = self._held, None
-        self.transport.resume_reading()
-        try:
+        self._start_polling()
+
+        def catch_up() -> None:  # what arrived while we were checking the key
             self._handle(held)
-            self._process()  # what arrived while we were checking the key
-        except (RtmpProtocolError, amf.AmfError, flv.FlvError, CodecConfigError, IngestError) as exc:
-            self.close(str(exc), level=logging.WARNING)
-            return
+            self._process()
+
+        self._run(catch_up)
         if self.hub is not None:
             self.hub.flush()
 
@@ -383,7 +432,7 @@ class RtmpServer:
         self.handshake_timeout = handshake_timeout
         self.max_message_size = max_message_size
         self.sessions: set[RtmpSession] = set()
-        self._paused: set[RtmpSession] = set()
+        self._polled: set[RtmpSession] = set()
         self._server: asyncio.AbstractServer | None = None
         self._ticker: asyncio.Task | None = None
         self.now = 0.0
@@ -398,23 +447,16 @@ class RtmpServer:
         self._ticker = asyncio.create_task(self._tick())
         return self
 
-    def _pause(self, session: RtmpSession) -> None:
-        if self.read_interval > 0 and session.transport is not None:
-            session.transport.pause_reading()
-            self._paused.add(session)
-
     async def _tick(self) -> None:
-        """Resume every paused publisher once per interval; now and then, sweep idle ones."""
+        """Read every publishing connection once per interval; now and then, sweep idle ones."""
         loop = asyncio.get_running_loop()
         interval = self.read_interval if self.read_interval > 0 else 0.5
         next_sweep = 0.0
         while True:
             await asyncio.sleep(interval)
             self.now = loop.time()
-            paused, self._paused = self._paused, set()
-            for session in paused:
-                if session.closed_reason is None and session.transport is not None:
-                    session.transport.resume_reading()
+            for session in list(self._polled):
+                session._poll()
             if self.now >= next_sweep:
                 next_sweep = self.now + min(1.0, self.idle_timeout / 4, self.handshake_timeout / 4)
                 self._sweep()
