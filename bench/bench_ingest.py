@@ -103,11 +103,24 @@ async def connect_with_retry(url: str, deadline: float) -> RtmpPublisher:
 
 
 async def one_run(args, clip) -> dict:
+    """One measurement with fresh receiver processes; they are ended whatever happens."""
+    children: list[subprocess.Popen] = []
+    try:
+        return await _measure(args, clip, children)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+
+
+async def _measure(args, clip, children: list) -> dict:
     import psutil
 
     hub_proc = subprocess.Popen([sys.executable, __file__, "--serve", "--cameras", str(args.cameras),
                                  "--read-interval", str(args.read_interval)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    children.append(hub_proc)
     port = json.loads(hub_proc.stdout.readline())["port"]
     ffmpegs, ff_urls = [], []
     if args.baseline:
@@ -118,8 +131,9 @@ async def one_run(args, clip) -> dict:
                 ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-stats_period", "5",
                  "-progress", "pipe:1", "-listen", "1", "-i", url, "-c", "copy", "-f", "null", "-"],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+            children.append(ffmpegs[-1])
             ff_urls.append(url)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 30 + 0.5 * args.cameras  # hundreds of ffmpeg take a while to listen
     cameras = []
     for i in range(args.cameras):
         publishers = [await connect_with_retry(f"rtmp://127.0.0.1:{port}/live/cam{i}", deadline)]
