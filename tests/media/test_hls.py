@@ -255,3 +255,16 @@ async def test_an_hls_client_plays_the_stream_over_http(request, clip_name, code
     assert len(pts) == 60 and strictly_increasing(pts), "frames arrive with monotonic timestamps"
     steps = [(b - a) % len(clip.packets) for a, b in zip(codes, codes[1:])]
     assert all(step == 1 for step in steps), "consecutive frames of the clip, none lost or repeated"
+
+
+async def test_a_blocking_reload_for_a_part_that_never_comes_answers_503(h264_clip):
+    hubs = StreamHubs()
+    async with hls_service(hubs.hub) as (outputs, app):
+        outputs.get(CAM)
+        ClipFeeder(hubs.hub(CAM), h264_clip).feed_ms(2500)  # then the camera goes quiet
+        seg = outputs.get(CAM).segmenter
+        await wait_for(lambda: seg.segments and seg.current and seg.current.parts, what="the segmenter to catch up")
+        seg.target_duration = 1  # a 3 s hold (3 target durations) keeps the test short
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            late = await client.get(f"/good-token/playlist.m3u8?_HLS_msn={seg.last_msn + 1}&_HLS_part=0")
+    assert late.status_code == 503 and late.json()["code"] == "hls-part-late"
