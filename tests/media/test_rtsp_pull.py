@@ -34,8 +34,8 @@ def gstreamer_rtsp_available() -> bool:
 
 
 @contextlib.asynccontextmanager
-async def gstreamer_rtsp(codec: str):
-    proc = await asyncio.create_subprocess_exec(SYSTEM_PYTHON, str(GST_SERVER), codec,
+async def gstreamer_rtsp(codec: str, audio: str = ""):
+    proc = await asyncio.create_subprocess_exec(SYSTEM_PYTHON, str(GST_SERVER), codec, audio,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
     try:
         port = int(await asyncio.wait_for(proc.stdout.readline(), 20))
@@ -156,6 +156,18 @@ async def test_pull_from_gstreamers_rtsp_server(codec, transport):
     got = check_received(viewer, pull, "h264" if codec == "h264" else "hevc", (320, 240))
     assert len(got.video) >= 40
     assert hub.muxer.tracks[0].codec == ("avc1" if codec == "h264" else "hvc1")
+
+
+@needs_gstreamer
+@pytest.mark.parametrize("audio, transport, codec", [("aac", "tcp", "aac"), ("alaw", "udp", "pcm_alaw")])
+async def test_pulled_audio_arrives_with_the_video(audio, transport, codec):
+    async with gstreamer_rtsp("h264", audio) as url, pulling(url, transport=transport) as (hub, viewer, pull):
+        await wait_for(lambda: pull.video_packets >= 40 and pull.audio_packets >= 20, timeout=40,
+                       what="audio and video")
+        await wait_for(lambda: viewer.sub.samples_read >= 40, what="the viewer to read")
+    got = check_received(viewer, pull, "h264", (320, 240))
+    assert got.streams["audio"][0] == codec
+    assert len(got.audio) >= 10 and strictly_increasing([dts for dts, _, _ in got.audio])
 
 
 def test_parameter_sets_in_band_make_the_track_and_a_new_size_a_new_one(h264_clip):
