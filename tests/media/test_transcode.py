@@ -20,9 +20,9 @@ CAM = ChannelId("hevc-cam")
 
 
 @contextlib.asynccontextmanager
-async def running_camera(clip):
+async def running_camera(clip, audio: bool = False):
     hubs = StreamHubs()
-    feeder = ClipFeeder(hubs.hub(CAM), clip, audio=False)
+    feeder = ClipFeeder(hubs.hub(CAM), clip, audio=audio)
     feeder.feed_ms(1000)
     task = asyncio.create_task(feeder.run(speed=2.0))
     try:
@@ -84,3 +84,18 @@ async def test_it_starts_with_the_first_viewer_scales_and_stops_with_the_last(h2
         assert h264_stream_of(CAM) not in transcoders.outputs
     _, size = decoded_barcodes(a.data)
     assert size == (160, 120)
+
+
+async def test_audio_is_copied_into_the_h264_stream():
+    from faoyam.media.testvideo import cached_clip
+    clip = cached_clip(codec="h265", audio=True, seconds=2.0, gop_seconds=1.0)
+    async with running_camera(clip, audio=True) as hubs:
+        transcoders = Transcoders(hubs.hub)
+        viewer = Collector(transcoders.subscribe(CAM))
+        await wait_for(lambda: viewer.sub.samples_read >= 60, timeout=30, what="audio and video")
+        viewer.sub.close()
+        await viewer.task
+        await transcoders.close()
+    got = probe(viewer.data)
+    assert got.streams["video"][0] == "h264" and got.streams["audio"][0] == "aac"
+    assert len(got.audio) >= 10 and strictly_increasing([dts for dts, _, _ in got.audio])
