@@ -75,14 +75,13 @@ async def test_within_max_age_a_newer_keyframe_waits(h264_clip):
 
 
 async def test_a_stream_that_starts_on_request_gives_its_first_keyframe(h264_clip):
-    hubs = StreamHubs()
     asked = []
 
     def start_camera(stream):  # what the devices domain does: ask the device to push
         asked.append(stream)
         asyncio.get_running_loop().call_soon(ClipFeeder(hubs.hub(stream), h264_clip).feed_ms, 500)
 
-    hubs._on_demand = start_camera
+    hubs = StreamHubs(on_demand=start_camera)
     snapshots = Snapshots(hubs.hub, wait=5)
     jpeg = await snapshots.jpeg(CAM)
     assert asked == [CAM] and barcode_of(jpeg) == 0
