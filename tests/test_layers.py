@@ -10,7 +10,7 @@ top of the module *and* inside functions — is checked against the dependency r
   domain may render through it; nothing else in ``web`` is for domains;
 * a domain imports ``core``, the privacy engine, its own modules and other domains'
   public modules, never another domain's ``models``, ``api``, ``pages`` or ``views``, and
-  never the composition layer (``app``, ``cli``, ``models``, ``migrations``, ``web``);
+  never the composition layer (``app``, ``cli``, ``roles``, ``models``, ``migrations``, ``web``);
 * a function-local import of a faoyam module is allowed only in a CLI module (start-up
   speed); elsewhere it hides a cycle, and the cycle must be fixed instead;
 * ``faoyam.privacy.declarations`` moved to ``faoyam.core.declarations``.
@@ -38,7 +38,7 @@ SRC = Path(faoyam.__file__).resolve().parent.parent
 CORE, PRIVACY, WEB = "core", "privacy", "web"
 PRIVACY_ROUTES = {"faoyam.privacy.api"}  # privacy's HTTP face needs the signed-in user: domain level
 RENDERING = "faoyam.web.templating"
-TOP = {"app", "cli", "models", "migrations", "__main__"}
+TOP = {"app", "cli", "models", "migrations", "roles", "__main__"}
 PRIVATE_PARTS = {"models", "api", "pages", "views"}  # of a domain, for its own use only
 MOVED = {"faoyam.privacy.declarations": "faoyam.core.declarations"}
 

@@ -132,6 +132,10 @@ class DeviceGateway:
         self.addresses: dict[str, str] = addresses if addresses is not None else {}
         self._addr_order: OrderedDict[str, None] = OrderedDict()
         self._online: dict[str, _Online] = {}
+        # Held while heartbeats are written and while a last will ends a connection, so a
+        # flush that took a heartbeat just before the will cannot mark the device online
+        # again after the will marked it offline.
+        self._presence_lock = asyncio.Lock()
         self._pending: dict[str, tuple[str, asyncio.Future]] = {}
         self._ids: dict[str, str] = {}  # serial -> device row id (never changes)
         # Heartbeats waiting for the next flush: serial -> (received, device time, status),
@@ -400,17 +404,18 @@ class DeviceGateway:
                 cur.last = time.monotonic()
                 self._touched[serial] = _now()
             return
-        self._beats.pop(serial, None)  # a heartbeat noted before the will must not revive it
-        self._touched.pop(serial, None)
-        did = await self.device_id(serial)
-        # Only the will of the connection on record ends it (any node may have recorded it).
-        if did is not None and await presence.disconnect(self.ctx.db, did, msg.conn):
-            await self._mark(serial, False, _now())
-            log.info("device offline", extra={"dev": self.ref(serial), "by": "last-will"})
-        else:
-            self.stats["stale-will"] += 1  # the will of an older connection: ignore
-            if cur is not None and cur.conn == msg.conn:
-                self._local(serial, None)
+        async with self._presence_lock:
+            self._beats.pop(serial, None)  # a heartbeat noted before the will must not revive it
+            self._touched.pop(serial, None)
+            did = await self.device_id(serial)
+            # Only the will of the connection on record ends it (any node may have recorded it).
+            if did is not None and await presence.disconnect(self.ctx.db, did, msg.conn):
+                await self._mark(serial, False, _now())
+                log.info("device offline", extra={"dev": self.ref(serial), "by": "last-will"})
+            else:
+                self.stats["stale-will"] += 1  # the will of an older connection: ignore
+                if cur is not None and cur.conn == msg.conn:
+                    self._local(serial, None)
 
     async def _on_heartbeat(self, serial: str, msg: m.Heartbeat) -> None:
         """Noted only: the flusher writes every noted heartbeat in one transaction."""
@@ -423,6 +428,10 @@ class DeviceGateway:
     async def flush(self) -> int:
         """Write the noted heartbeats (one transaction for the registry, one for presence);
         returns how many were noted. A device with no connection on record is now online."""
+        async with self._presence_lock:
+            return await self._flush()
+
+    async def _flush(self) -> int:
         beats, self._beats = self._beats, {}
         touched, self._touched = self._touched, {}
         if not beats and not touched:
