@@ -138,7 +138,7 @@ async def list_alarms(ctx: Context, user_id: str, device_id: str, limit: int = 5
         if acc.channels is not None:
             params["channels"] = sorted(acc.channels)
             rows = (await s.execute(_alarms_query(True, before is not None), params)).all()
-    return [AlarmOut(id=a.id, channel=a.channel, type=a.type, at=a.at, has_snapshot=bool(a.snapshot_key))
+    return [AlarmOut.model_construct(id=a.id, channel=a.channel, type=a.type, at=a.at, has_snapshot=bool(a.snapshot_key))
             for a in rows if a.id is not None]
 
 
@@ -160,7 +160,7 @@ async def describe(ctx: Context, session, items: list[tuple[Row, Access, list]],
             id=row.id, kind=row.kind, model=row.model, name=row.name, role=acc.role, shared=not acc.is_owner,
             permissions=sorted(acc.permissions), online=row.online, last_seen_at=row.last_seen_at,
             has_cover=bool(row.cover_key), abilities=list(row.abilities or []),
-            channels=[ChannelOut(index=c.ch_index, name=c.ch_name, abilities=list(c.ch_abilities or []),
+            channels=[ChannelOut.model_construct(index=c.ch_index, name=c.ch_name, abilities=list(c.ch_abilities or []),
                                  has_cover=bool(c.ch_cover_key)) for c in chans if acc.sees_channel(c.ch_index)],
             parent_id=parent_id, accessory_ids=accessory_ids,
         )
@@ -174,7 +174,9 @@ async def describe(ctx: Context, session, items: list[tuple[Row, Access, list]],
         else:
             brief = briefs.get(acc.owner_id)
             fields["shared_by"] = brief.nickname if brief else ""
-        out.append(DeviceOut(**fields))
+        # The values come typed from the database: constructing without validation is safe,
+        # and a tenth of the cost (``JsonOut`` serialises by the declared types).
+        out.append(DeviceOut.model_construct(**fields))
     return out
 
 
