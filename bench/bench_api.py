@@ -2,6 +2,8 @@
 
     python bench/bench_api.py --runs 3 --seconds 4 --clients 16
     python bench/bench_api.py --profile      # where one request's time goes (cProfile, SQL count)
+    python bench/bench_api.py --postgres postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
+                                             # the same on PostgreSQL (a fresh database, dropped after)
 
 What a run does:
 1. seeds a demo-like account in a fresh SQLite database: four devices of its own (two
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -40,9 +43,39 @@ PASSWORD = "violet-harbour-kettle-91"
 
 
 def settings_for(data: Path):
+    """The service's settings; ``BENCH_DATABASE_URL`` (set by ``--postgres``, inherited by the
+    server processes) selects the database, else SQLite in ``data``."""
     from faoyam.core.config import Settings
 
-    return Settings(data_dir=data, mqtt_mode="off", jobs_enabled=False, log_level=os.environ.get("BENCH_LOG_LEVEL", "INFO"), _env_file=None)
+    return Settings(data_dir=data, mqtt_mode="off", jobs_enabled=False, log_level=os.environ.get("BENCH_LOG_LEVEL", "INFO"),
+                    database_url=os.environ.get("BENCH_DATABASE_URL") or None, _env_file=None)
+
+
+@contextlib.asynccontextmanager
+async def fresh_postgres(url: str | None):
+    """A new, empty database on the PostgreSQL server of ``url`` for this run (dropped after),
+    published as ``BENCH_DATABASE_URL``; nothing without ``url`` (SQLite)."""
+    if not url:
+        yield
+        return
+    import uuid
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    name = f"faoyam_bench_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    os.environ["BENCH_DATABASE_URL"] = make_url(url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield
+    finally:
+        os.environ.pop("BENCH_DATABASE_URL", None)
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
 
 
 async def seed(data: Path) -> dict:
@@ -200,9 +233,17 @@ async def drive(port: int, path: str, headers: dict, clients: int, seconds: floa
 async def bench(args) -> None:
     import httpx
 
+    async with fresh_postgres(args.postgres):
+        await _bench(args)
+
+
+async def _bench(args) -> None:
+    import httpx
+
     with tempfile.TemporaryDirectory(prefix="faoyam-bench-api-") as tmp:
         data = Path(tmp) / "data"
         info = await seed(data)
+        print(f"database: {settings_for(data).db_url.split('://')[0]}")
         headers = {"Authorization": f"Bearer {info['token']}"}
         service, sport = start_server("service", data, None)
         try:
@@ -242,6 +283,11 @@ async def bench(args) -> None:
 
 
 async def profile(args) -> None:
+    async with fresh_postgres(args.postgres):
+        await _profile(args)
+
+
+async def _profile(args) -> None:
     """One process, no network: cProfile of N requests per path and the SQL statements each runs."""
     import cProfile
     import pstats
@@ -284,6 +330,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--postgres", metavar="URL", help="run on a fresh database of this PostgreSQL server (asyncpg URL)")
     ap.add_argument("--profile", action="store_true", help="profile in one process instead of benchmarking")
     ap.add_argument("--requests", type=int, default=200, help="requests per path with --profile")
     ap.add_argument("--sort", default="tottime", help="cProfile sort key with --profile")

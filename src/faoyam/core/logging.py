@@ -96,6 +96,10 @@ def _message(record: logging.LogRecord) -> str:
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        # The stderr and the file handler both write JSON lines: redact and encode a record once.
+        done = record.__dict__.get("_faoyam_json")
+        if done is not None:
+            return done
         out = {
             "t": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname,
@@ -107,7 +111,8 @@ class JsonFormatter(logging.Formatter):
                 out[k] = _extra(k, v)
         if record.exc_info:
             out["exc"] = redact(self.formatException(record.exc_info))
-        return json.dumps(out, ensure_ascii=False, default=str)
+        record._faoyam_json = line = json.dumps(out, ensure_ascii=False, default=str)
+        return line
 
 
 class PlainFormatter(logging.Formatter):

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from faoyam.core.context import Context
 from faoyam.core.errors import Forbidden, NotFound
@@ -56,36 +56,54 @@ def _not_found() -> DeviceNotFound:
     return DeviceNotFound("There is no such device in your account.")
 
 
+def share_join(user_id):
+    """The outer join that finds ``user_id``'s accepted share of a device, if any: the one
+    join every access decision reads (``access`` and the read paths that fold it in)."""
+    return (Share.device_id == Device.id) & (Share.invitee_id == user_id) & (Share.status == "accepted")
+
+
+# Built once: an unchanged statement object keeps its SQL compiled and its cache key.
+_ACCESS = (select(Device.owner_id, Device.serial, Share.permissions, Share.channels)
+           .outerjoin(Share, share_join(bindparam("user_id")))
+           .where(Device.id == bindparam("device_id")))
+
+
+def decide(user_id: str, device_id: str, owner_id: str | None, serial: str | None,
+           share_permissions: list | None, share_channels: list | None) -> Access | None:
+    """The access a device row (and ``user_id``'s accepted share of it, joined with
+    ``share_join``) gives, or None for a stranger. The one place the roles are decided."""
+    if owner_id is None:
+        return None
+    if owner_id == user_id:
+        return Access(device_id, "owner", frozenset(PERMISSIONS), None, owner_id, serial)
+    if share_permissions is None:
+        return None
+    channels = None if share_channels is None else frozenset(share_channels)
+    return Access(device_id, "shared", frozenset(("view", *share_permissions)), channels, owner_id, serial)
+
+
+def is_device_id(device_id: str | None) -> bool:
+    return bool(_ID_RE.fullmatch(device_id or ""))
+
+
 async def access(ctx: Context, user_id: str, device_id: str, session=None) -> Access | None:
     """The user's access to a device, or None for a stranger (one query; in ``session`` if given)."""
-    if not _ID_RE.fullmatch(device_id or ""):
+    if not is_device_id(device_id):
         return None
     if session is None:
         async with ctx.db.session() as s:
             return await access(ctx, user_id, device_id, s)
-    q = (select(Device.owner_id, Device.serial, Share.permissions, Share.channels)
-         .outerjoin(Share, (Share.device_id == Device.id) & (Share.invitee_id == user_id) & (Share.status == "accepted"))
-         .where(Device.id == device_id))
-    row = (await session.execute(q)).first()
-    if row is None or row.owner_id is None:
+    row = (await session.execute(_ACCESS, {"user_id": user_id, "device_id": device_id})).first()
+    if row is None:
         return None
-    if row.owner_id == user_id:
-        return Access(device_id, "owner", frozenset(PERMISSIONS), None, row.owner_id, row.serial)
-    share = row
-    if share.permissions is None:
-        return None
-    channels = None if share.channels is None else frozenset(share.channels)
-    return Access(device_id, "shared", frozenset(("view", *share.permissions)), channels, row.owner_id, row.serial)
+    return decide(user_id, device_id, row.owner_id, row.serial, row.permissions, row.channels)
 
 
-async def require(ctx: Context, user_id: str, device_id: str, permission: Permission = "view",
-                  channel: int | None = None, session=None) -> Access:
-    """The caller's access, or the problem that refuses it: 404 stranger, 403 missing permission.
-
-    ``session``: decide in the caller's session (a read path that goes on to query)."""
+def check(acc: Access | None, permission: Permission = "view", channel: int | None = None) -> Access:
+    """``acc`` if it allows ``permission`` (on ``channel``), else the problem that refuses it:
+    404 stranger, 403 missing permission."""
     if permission not in PERMISSIONS:
         raise ValueError(f"unknown permission {permission!r}")
-    acc = await access(ctx, user_id, device_id, session)
     if acc is None:
         raise _not_found()
     if permission not in acc.permissions:
@@ -96,3 +114,13 @@ async def require(ctx: Context, user_id: str, device_id: str, permission: Permis
     if channel is not None and not acc.sees_channel(channel):
         raise NotFound("There is no such channel on this device.", code="channel-not-found")
     return acc
+
+
+async def require(ctx: Context, user_id: str, device_id: str, permission: Permission = "view",
+                  channel: int | None = None, session=None) -> Access:
+    """The caller's access, or the problem that refuses it (``check``).
+
+    ``session``: decide in the caller's session (a read path that goes on to query)."""
+    if permission not in PERMISSIONS:
+        raise ValueError(f"unknown permission {permission!r}")
+    return check(await access(ctx, user_id, device_id, session), permission, channel)

@@ -62,7 +62,7 @@ from faoyam.devices.sharing import (  # noqa: F401 - re-exported (B9)
     share_device,
     update_share,
 )
-from faoyam.devices.views import describe
+from faoyam.devices.views import get_device, list_alarms, list_devices  # noqa: F401 - re-exported: the read paths
 from faoyam.privacy.blobrefs import blob_transaction
 from faoyam.privacy.subjects import remove_rows
 
@@ -159,40 +159,7 @@ async def add_device(ctx: Context, user_id: str, data: AddDeviceIn) -> DeviceOut
 # Reading ------------------------------------------------------------------------------
 
 
-async def list_devices(ctx: Context, user_id: str) -> list[DeviceOut]:
-    """The account's devices and those shared with it (accepted shares), shared ones marked.
-
-    A fixed number of queries however many devices there are (``describe``); the test
-    ``tests/devices/test_query_count.py`` holds it there.
-    """
-    mine = (Device.owner_id == user_id) | (Share.id.is_not(None) & Device.owner_id.is_not(None))
-    # Plain rows of the table, not ORM objects: this is read-only, and a tenth of the cost.
-    q = (select(Device.__table__, Share.permissions, Share.channels, Share.accepted_at, DeviceAddress.ip.label("address"))
-         .outerjoin(Share, (Share.device_id == Device.id) & (Share.invitee_id == user_id) & (Share.status == "accepted"))
-         .outerjoin(DeviceAddress, DeviceAddress.device_id == Device.id)
-         .where(mine))
-    async with ctx.db.session() as s:
-        rows = (await s.execute(q)).all()
-        owned = sorted((r for r in rows if r.owner_id == user_id), key=lambda r: (r.bound_at, r.id))
-        shared = sorted((r for r in rows if r.owner_id != user_id), key=lambda r: (r.accepted_at, r.id))
-        items: list[tuple[Device, Access]] = [
-            (r, Access(r.id, "owner", frozenset(authz.PERMISSIONS), None, user_id, r.serial)) for r in owned]
-        for r in shared:
-            chans = None if r.channels is None else frozenset(r.channels)
-            items.append((r, Access(r.id, "shared", frozenset(("view", *r.permissions)), chans, r.owner_id, None)))
-        return await describe(ctx, s, items, addresses={r.id: r.address for r in owned if r.address})
-
-
-async def get_device(ctx: Context, user_id: str, device_id: str) -> DeviceOut:
-    async with ctx.db.session() as s:
-        acc = await authz.require(ctx, user_id, device_id, "view", session=s)
-        row = (await s.execute(select(Device.__table__, DeviceAddress.ip.label("address"))
-                               .outerjoin(DeviceAddress, DeviceAddress.device_id == Device.id)
-                               .where(Device.id == device_id))).first()
-        if row is None or row.owner_id != acc.owner_id:  # deleted a moment ago
-            raise authz.DeviceNotFound("There is no such device in your account.")
-        (out,) = await describe(ctx, s, [(row, acc)], addresses={device_id: row.address} if row.address else {})
-    return out
+# list_devices, get_device: the read paths live with the views (``faoyam.devices.views``).
 
 
 # Changing -----------------------------------------------------------------------------
@@ -319,20 +286,6 @@ async def delete_device(ctx: Context, user_id: str, device_id: str) -> dict:
 
 
 # Alarms (B11) ---------------------------------------------------------------------------
-
-
-async def list_alarms(ctx: Context, user_id: str, device_id: str, limit: int = 50,
-                      before: dt.datetime | None = None) -> list[AlarmOut]:
-    """The device's alarms of the last seven days, newest first (an invitee: their channels)."""
-    async with ctx.db.session() as s:
-        acc = await authz.require(ctx, user_id, device_id, "alarms", session=s)
-        q = select(Alarm).where(Alarm.device_id == device_id)
-        if acc.channels is not None:
-            q = q.where(Alarm.channel.in_(sorted(acc.channels)))
-        if before is not None:
-            q = q.where(Alarm.at < before)
-        rows = (await s.execute(q.order_by(Alarm.at.desc(), Alarm.id).limit(max(1, min(limit, 200))))).scalars().all()
-    return [AlarmOut(id=a.id, channel=a.channel, type=a.type, at=a.at, has_snapshot=bool(a.snapshot_key)) for a in rows]
 
 
 async def alarm_snapshot(ctx: Context, user_id: str, device_id: str, alarm_id: str) -> bytes:
