@@ -615,8 +615,13 @@ async def user_briefs(session, user_ids: Iterable[str]) -> dict[str, UserBrief]:
     ids = sorted(set(user_ids))
     if not ids:
         return {}
-    rows = (await session.execute(select(User).where(User.id.in_(ids)))).scalars()
-    return {u.id: _brief(u) for u in rows}
+    rows = await session.execute(_BRIEFS.where(User.id.in_(ids)))
+    return {r.id: UserBrief(*r) for r in rows}
+
+
+# Only the columns of a brief, as plain rows: no ORM identity map or attribute loading on
+# the hot device-list path (bench/bench_api.py). Built once so its compiled form is reused.
+_BRIEFS = select(User.id, User.nickname, User.email, User.phone, User.country, User.language)
 
 
 async def find_user_by_contact(ctx: Context, value: str, country: str | None = None) -> UserBrief | None:
