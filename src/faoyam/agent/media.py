@@ -2,8 +2,13 @@
 
 ``MediaSource`` is the seam: the simulator uses ``SyntheticSource`` (frames drawn with
 NumPy/Pillow, encoded to JPEG, or to H.264 with PyAV's libx264), the RTSP bridge uses
-``AvSource`` (PyAV pulling an ``rtsp://`` or file URL). The media work plugs its uplink
-into ``packets``: a source yields encoded H.264 packets without decoding them.
+``AvSource`` (PyAV pulling an ``rtsp://`` or file URL).
+
+Video goes up through :class:`StreamPusher` (on ``start_stream``): it takes the source's
+:meth:`MediaSource.clip` — packets already in MP4/FLV sample form with their decoder
+configuration — and pushes them over RTMP at real-time rate, looping, reconnecting with
+backoff until ``stop_stream``. Nothing is encoded per push: the simulator's clips are
+pre-encoded once (``media.testvideo``), the bridge copies the camera's packets.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
+import logging
 import math
+import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -20,6 +27,12 @@ from fractions import Fraction
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from faoyam.media.rtmp_publisher import PublishError, RtmpPublisher
+from faoyam.media.testvideo import Clip, cached_clip, load_clip
+
+log = logging.getLogger("faoyam.agent.media")
+PUSH_TICK_S = 0.1  # one wake-up per tick per push: frames are sent in small batches
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,10 @@ class MediaSource(ABC):
         """Encoded H.264 packets of the channel's stream (blocking; run in a thread)."""
         raise NotImplementedError
 
+    async def clip(self, channel: int = 0, stream: int = 0) -> Clip:
+        """What ``start_stream`` pushes for this channel stream, looped."""
+        raise NotImplementedError
+
     async def close(self) -> None:  # noqa: B027 - optional
         pass
 
@@ -52,9 +69,17 @@ def _jpeg(img: Image.Image, quality: int = 80) -> bytes:
 class SyntheticSource(MediaSource):
     """A moving test picture per channel, with the channel name and the time on it."""
 
-    def __init__(self, width: int = 640, height: int = 360, names: list[str] | None = None, fps: int = 15):
+    def __init__(self, width: int = 640, height: int = 360, names: list[str] | None = None, fps: int = 15,
+                 codec: str = "h264"):
         self.width, self.height, self.fps = width, height, fps
         self.names = names or []
+        self.codec = codec  # of the pushed video: "h264" or "h265"
+
+    async def clip(self, channel: int = 0, stream: int = 0) -> Clip:
+        """The pre-encoded test clip (moving box in known motion intervals, frame-number
+        bar code), encoded once per machine and cached; the sub-stream is smaller."""
+        size = {"width": 320, "height": 240} if stream == 0 else {"width": 160, "height": 128}
+        return await asyncio.to_thread(cached_clip, codec=self.codec, seconds=4.0, **size)
 
     def frame(self, channel: int = 0, t: float | None = None) -> np.ndarray:
         t = time.time() if t is None else t
@@ -113,10 +138,45 @@ class AvSource(MediaSource):
     it as JPEG; nothing is kept. ``packets`` copies the encoded stream (no transcoding).
     """
 
-    def __init__(self, url: str | list[str], *, timeout_s: float = 10.0, transport: str = "tcp"):
+    def __init__(self, url: str | list[str], *, timeout_s: float = 10.0, transport: str = "tcp",
+                 clip_seconds: float = 10.0):
         self.urls = [url] if isinstance(url, str) else list(url)
         self.timeout_s = timeout_s
         self.transport = transport
+        self.clip_seconds = clip_seconds
+
+    async def clip(self, channel: int = 0, stream: int = 0) -> Clip:
+        """The camera's own packets (codec copy): ``clip_seconds`` of its stream, recorded
+        through PyAV into MP4 (which puts H.264/H.265 in the sample form RTMP carries), then
+        read back as a clip. A push reconnect takes a fresh recording."""
+        import tempfile
+        from pathlib import Path
+
+        def record() -> Clip:
+            import av
+
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "camera.mp4"
+                with self._open(channel) as src, av.open(str(path), "w", format="mp4") as out:
+                    vin = src.streams.video[0]
+                    vout = out.add_stream_from_template(vin)
+                    if vin.codec_context.name == "hevc":
+                        vout.codec_tag = "hvc1"
+                    first = None
+                    for pkt in src.demux(vin):
+                        if pkt.dts is None or pkt.size == 0:
+                            continue
+                        if first is None:
+                            if not pkt.is_keyframe:
+                                continue
+                            first = pkt.dts
+                        if (pkt.dts - first) * pkt.time_base > self.clip_seconds:
+                            break
+                        pkt.stream = vout
+                        out.mux(pkt)
+                return load_clip(path)
+
+        return await asyncio.wait_for(asyncio.to_thread(record), self.timeout_s + self.clip_seconds + 5)
 
     def _open(self, channel: int):
         import av
@@ -149,3 +209,89 @@ class AvSource(MediaSource):
                 yield Packet(bytes(pkt), pkt.pts, bool(pkt.is_keyframe), tb)
                 if seconds is not None and time.monotonic() - t0 > seconds:
                     return
+
+
+async def push_clip(publisher: RtmpPublisher, clip: Clip, stop: asyncio.Event, *,
+                    tick: float = PUSH_TICK_S) -> int:
+    """Send ``clip`` looped at real-time rate until ``stop`` is set or the connection ends
+    (then ``ConnectionError``). Returns the packets sent."""
+    publisher.send_configs(clip)
+    feed = clip.loop()
+    head = next(feed)
+    start = time.monotonic()
+    sent = 0
+    while not stop.is_set():
+        if publisher.closed:
+            raise ConnectionError("the media server closed the connection")
+        elapsed_ms = (time.monotonic() - start) * 1000
+        while head[1].dts <= elapsed_ms:
+            kind, packet = head
+            if kind == "video":
+                publisher.send_video(clip.codec, packet)
+            else:
+                publisher.send_audio(packet)
+            sent += 1
+            head = next(feed)
+        await publisher.drain()
+        try:
+            await asyncio.wait_for(stop.wait(), tick)
+        except TimeoutError:
+            pass
+    return sent
+
+
+class StreamPusher:
+    """One channel stream pushed to an RTMP URL until :meth:`stop`; reconnects with
+    exponential backoff (0.5 s doubling to 30 s, jittered) when the connection fails or
+    drops, as a camera must (the hub keeps its viewers meanwhile)."""
+
+    def __init__(self, source: MediaSource, channel: int, stream: int, url: str):
+        self.source, self.channel, self.stream, self.url = source, channel, stream, url
+        self.connects = 0
+        self.sent = 0
+        self.last_error: str | None = None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> StreamPusher:
+        self._task = asyncio.create_task(self._run(), name=f"push-{self.channel}-{self.stream}")
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, 5)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+            except Exception:  # noqa: BLE001 - already logged by the task
+                pass
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        clip: Clip | None = None
+        while not self._stop.is_set():
+            publisher = RtmpPublisher(self.url)
+            try:
+                clip = clip if clip is not None and isinstance(self.source, SyntheticSource) else \
+                    await self.source.clip(self.channel, self.stream)
+                await publisher.connect()
+                self.connects += 1
+                backoff = 0.5
+                self.sent += await push_clip(publisher, clip, self._stop)
+            except (OSError, PublishError, TimeoutError, ConnectionError, EOFError) as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.info("push %s/%s: %s; again in %.1f s", self.channel, self.stream, self.last_error, backoff)
+            finally:
+                await publisher.close()
+            if self._stop.is_set():
+                break
+            try:
+                await asyncio.wait_for(self._stop.wait(), backoff * random.uniform(0.5, 1.5))
+            except TimeoutError:
+                pass
+            backoff = min(backoff * 2, 30.0)
