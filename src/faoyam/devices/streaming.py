@@ -121,29 +121,37 @@ class StreamDemand:
         self.command_timeout_s = command_timeout_s
         self._wanted: set[Hashable] = set()
         self._tasks: dict[Hashable, asyncio.Task] = {}
+        self._lingering: set[Hashable] = set()  # unwatched, stop_stream not sent yet
         self.started = 0  # start_stream commands a device accepted
         self.stopped = 0
 
     # -- the hub owner's callbacks (synchronous: they only schedule) --
     def on_demand(self, stream: Any) -> None:
         self._wanted.add(stream)
+        if stream in self._lingering:  # still pushing: just call the stop off
+            self._lingering.discard(stream)
+            self._tasks.pop(stream).cancel()
+            return
         self._replace(stream, self._start(stream))
 
     def on_idle(self, stream: Any) -> None:
         self._wanted.discard(stream)
         self._replace(stream, self._stop_later(stream))
+        self._lingering.add(stream)
 
     async def authorize(self, app: str, stream_key: str) -> tuple[str, int, str] | None:
         """The RTMP server's check of a publisher's stream key."""
         return await check_token(self.ctx, stream_key)
 
     def _replace(self, stream: Hashable, coro) -> None:
+        self._lingering.discard(stream)
         old = self._tasks.pop(stream, None)
         if old is not None:
             old.cancel()
         task = asyncio.create_task(coro, name=f"stream-{stream}")
         self._tasks[stream] = task
-        task.add_done_callback(lambda t: self._tasks.get(stream) is t and self._tasks.pop(stream))
+        task.add_done_callback(lambda t: self._tasks.get(stream) is t and self._tasks.pop(stream)
+                               and self._lingering.discard(stream))
 
     async def close(self) -> None:
         tasks = list(self._tasks.values())
@@ -185,6 +193,7 @@ class StreamDemand:
 
     async def _stop_later(self, stream: Any) -> None:
         await asyncio.sleep(self.linger_s)
+        self._lingering.discard(stream)
         if stream in self._wanted:
             return
         found = await self._device(stream.device_id)
