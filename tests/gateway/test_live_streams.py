@@ -170,3 +170,38 @@ async def test_the_pusher_reconnects_after_the_server_drops_it(live):
     assert sub.closed_reason is None  # the viewer stayed subscribed
     sub.close()
     await agent.stop()
+
+
+@pytest.mark.req("B4")
+async def test_the_rtsp_bridge_pushes_the_camera_s_own_packets(service_factory, tmp_path):
+    from faoyam.agent.bridge import RtspBridge, load_or_create
+    from tests.gateway.rtsp_server import RtspServer
+
+    ctx = await service_factory("embedded")
+    ctx.settings = ctx.settings.model_copy(update={"media_rtmp_port": 0, "media_stream_linger_seconds": 0.2})
+    await media.start(ctx)
+    rtsp = await RtspServer().start()
+    ident, _ = load_or_create(tmp_path / "bridge.json", "Porch")
+    await service.factory_register(ctx, ident.factory_device())
+    bridge = RtspBridge(ident, rtsp.url, "127.0.0.1", ctx.mqtt_port)
+    bridge.media.clip_seconds = 2.0
+    bridge.start()
+    try:
+        await ctx.gateway.wait_until(lambda: ctx.gateway.is_connected(ident.serial), 20)
+        device_id = await bind(ctx, ident, await make_user(ctx))
+        hub = ctx.media_hubs.hub(ChannelId(device_id, 0, "main"))
+        sub = hub.subscribe()
+        collector = Collector(sub)
+        await eventually(lambda: _fragments(collector.data) >= 6, 40)
+        got = probe(collector.data)
+        assert got.streams["video"] == ("h264", 320, 240)  # the camera's picture, not the simulator's
+        assert got.decoded > 0
+        dts = [d for d, _, _ in got.video]
+        assert dts == sorted(dts)
+        sub.close()
+        await collector.task
+        await eventually(lambda: not bridge.pushers, 15)
+    finally:
+        await bridge.stop()
+        await rtsp.stop()
+        await media.stop(ctx)

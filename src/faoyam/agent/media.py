@@ -30,6 +30,7 @@ from PIL import Image, ImageDraw
 
 from faoyam.media.rtmp_publisher import PublishError, RtmpPublisher
 from faoyam.media.testvideo import Clip, cached_clip, load_clip
+from faoyam.media.testvideo import Packet as Packet_
 
 log = logging.getLogger("faoyam.agent.media")
 PUSH_TICK_S = 0.1  # one wake-up per tick per push: frames are sent in small batches
@@ -174,7 +175,12 @@ class AvSource(MediaSource):
                             break
                         pkt.stream = vout
                         out.mux(pkt)
-                return load_clip(path)
+                clip = load_clip(path)
+            # The MP4 muxer keeps only the keyframe flags RTP depacketizing set, which may be
+            # none: a sample is a keyframe when it holds an IDR/IRAP NAL unit.
+            cleaned = [(p, *_clean_sample(clip.codec, p.data)) for p in clip.packets]
+            clip.packets = [Packet_(p.dts, p.cts, p.keyframe or irap, data) for p, data, irap in cleaned if data]
+            return clip
 
         return await asyncio.wait_for(asyncio.to_thread(record), self.timeout_s + self.clip_seconds + 5)
 
@@ -209,6 +215,21 @@ class AvSource(MediaSource):
                 yield Packet(bytes(pkt), pkt.pts, bool(pkt.is_keyframe), tb)
                 if seconds is not None and time.monotonic() - t0 > seconds:
                     return
+
+
+def _clean_sample(codec: str, sample: bytes) -> tuple[bytes, bool]:
+    """An AVCC/HVCC sample (4-byte length-prefixed NAL units) without empty NAL units
+    (RTP depacketizing of some cameras leaves them, and decoders reject them), and whether
+    it starts a GOP (holds an IDR / IRAP NAL unit)."""
+    pos, keep, irap = 0, [], False
+    while pos + 4 <= len(sample):
+        size = int.from_bytes(sample[pos:pos + 4], "big")
+        if size:
+            header = sample[pos + 4]
+            irap = irap or (header & 0x1F == 5 if codec == "avc1" else 16 <= (header >> 1) & 0x3F <= 21)
+            keep.append(sample[pos:pos + 4 + size])
+        pos += 4 + size
+    return b"".join(keep), irap
 
 
 async def push_clip(publisher: RtmpPublisher, clip: Clip, stop: asyncio.Event, *,
