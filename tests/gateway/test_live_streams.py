@@ -173,7 +173,7 @@ async def test_the_pusher_reconnects_after_the_server_drops_it(live):
 
 
 @pytest.mark.req("B4")
-async def test_the_rtsp_bridge_pushes_the_camera_s_own_packets(service_factory, tmp_path):
+async def test_the_rtsp_bridge_relays_the_camera_s_own_packets_live(service_factory, tmp_path):
     from faoyam.agent.bridge import RtspBridge, load_or_create
     from tests.gateway.rtsp_server import RtspServer
 
@@ -184,7 +184,11 @@ async def test_the_rtsp_bridge_pushes_the_camera_s_own_packets(service_factory, 
     ident, _ = load_or_create(tmp_path / "bridge.json", "Porch")
     await service.factory_register(ctx, ident.factory_device())
     bridge = RtspBridge(ident, rtsp.url, "127.0.0.1", ctx.mqtt_port)
-    bridge.media.clip_seconds = 2.0
+
+    async def no_recording(*_a):
+        raise AssertionError("an H.264 camera is relayed live, not recorded and looped")
+
+    bridge.media.clip = no_recording
     bridge.start()
     try:
         await ctx.gateway.wait_until(lambda: ctx.gateway.is_connected(ident.serial), 20)
@@ -205,3 +209,24 @@ async def test_the_rtsp_bridge_pushes_the_camera_s_own_packets(service_factory, 
         await bridge.stop()
         await rtsp.stop()
         await media.stop(ctx)
+
+
+def test_annexb_samples_and_parameter_sets_become_mp4_form():
+    import av
+
+    from faoyam.agent.media import annexb_to_avcc, avcc_config
+
+    packets = list(SyntheticSource(width=160, height=120, fps=10).packets(0, seconds=1.0))
+    assert packets[0].data.startswith(b"\x00\x00\x00\x01")  # libx264 writes Annex-B
+    config = avcc_config(packets[0].data)
+    assert config[0] == 1 and config[5] == 0xE1
+    decoder = av.CodecContext.create("h264", "r")
+    decoder.extradata = config
+    frames = 0
+    for packet in packets:
+        sample = annexb_to_avcc(packet.data)
+        assert b"\x00\x00\x00\x01" not in sample[:4]
+        frames += len(decoder.decode(av.Packet(sample)))
+    frames += len(decoder.decode(None))
+    assert frames == len(packets) and decoder.width == 160
+    assert avcc_config(b"\x00\x00\x00\x01\x65abc") is None  # no SPS/PPS: nothing made up
