@@ -123,6 +123,13 @@ def demo(port: int = typer.Option(8080, help="the web app's port"),
             console.print(f"[yellow]port {s.mqtt_port} is taken by another MQTT broker; "
                           "the demo's broker uses a free port instead[/]")
             os.environ["FAOYAM_MQTT_PORT"] = "0"
+    if s.media_rtmp_port and "FAOYAM_MEDIA_RTMP_PORT" not in os.environ:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", s.media_rtmp_port)) == 0:
+                # Another RTMP server has the port: the media role binds a free one and
+                # tells the simulated cameras with each start_stream.
+                console.print(f"[yellow]port {s.media_rtmp_port} is taken; the demo's RTMP ingest uses a free port[/]")
+                os.environ["FAOYAM_MEDIA_RTMP_PORT"] = "0"
     serve(host="127.0.0.1", port=port, data_dir=data_dir, demo=True)
 
 

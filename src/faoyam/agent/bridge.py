@@ -6,7 +6,8 @@ under an identity of its own (made once and kept in a state file), takes snapsho
 pulling the camera's stream with PyAV (``media.AvSource``), and answers the commands a
 plain RTSP camera can honour (snapshot, start/stop stream, configuration). PTZ, Wi-Fi,
 passwords and firmware belong to the camera's own interfaces and are answered
-``not-supported``. The media work plugs the stream uplink into ``AvSource.packets``.
+``not-supported``. On ``start_stream`` it relays the camera's own H.264 packets live to
+the service's RTMP ingest (``AvSource.push``: codec copy, no decoding).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from typing import Any
 
 import aiomqtt
 
-from faoyam.agent.media import MediaSource, SyntheticSource
+from faoyam.agent.media import MediaSource, StreamPusher, SyntheticSource
 from faoyam.devices.gateway import protocol as p
 from faoyam.devices.ports import FactoryDevice
 
@@ -101,6 +101,7 @@ class DeviceAgent:
                                        "dst": False, "mainStream": {"codec": "h264", "resolution": "1920x1080"}}
         self.ptz = {c: {"h": 0.0, "v": 0.0, "z": 0.0} for c in range(identity.channels)}
         self.streaming: set[tuple[int, int]] = set()
+        self.pushers: dict[tuple[int, int], StreamPusher] = {}  # (channel, stream) -> its RTMP push
         self.started = time.monotonic()
         self._client: aiomqtt.Client | None = None
         self._conn: str | None = None
@@ -123,6 +124,7 @@ class DeviceAgent:
     async def stop(self) -> None:
         """Graceful: say offline, then DISCONNECT."""
         self._stop.set()
+        await self.stop_pushing()
         c = self._client
         if c is not None and self._conn:
             with contextlib.suppress(Exception):
@@ -332,10 +334,7 @@ class DeviceAgent:
                                                            p.dumps(p.envelope(config=self.config)), qos=1))
             return {"config": self.config}
         if name in ("start_stream", "stop_stream"):
-            ch = self._channel(params)
-            key = (ch, int(params.get("stream", 0)))
-            (self.streaming.add if name == "start_stream" else self.streaming.discard)(key)
-            return {"channel": ch, "stream": key[1], "codec": "h264", "streaming": key in self.streaming}
+            return await self._stream_command(name, params)
         if name == "firmware_update":
             version = params.get("version")
             if not isinstance(version, str) or not version:
@@ -356,6 +355,34 @@ class DeviceAgent:
             self._device_password = secrets.token_urlsafe(9)
             return {"applied": True, "password": self._device_password}
         raise CommandError("not-supported", "unknown command")
+
+    async def _stream_command(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        """``start_stream`` with a ``url``: push that channel stream there (replacing a push
+        already running for it, e.g. with a fresh token); ``stop_stream``: end it."""
+        ch = self._channel(params)
+        stream = int(params.get("stream", 0))
+        if stream not in (0, 1):
+            raise CommandError("bad-params", "stream is 0 (main) or 1 (sub)")
+        key = (ch, stream)
+        old = self.pushers.pop(key, None)
+        if old is not None:
+            await old.stop()
+        if name == "start_stream":
+            url = params.get("url")
+            if url is not None:
+                if not isinstance(url, str) or not url.startswith("rtmp://"):
+                    raise CommandError("bad-params", "url must be rtmp://")
+                self.pushers[key] = StreamPusher(self.media, ch, stream, url).start()
+            self.streaming.add(key)
+        else:
+            self.streaming.discard(key)
+        return {"channel": ch, "stream": stream, "codec": getattr(self.media, "codec", "h264"),
+                "streaming": key in self.streaming}
+
+    async def stop_pushing(self) -> None:
+        pushers, self.pushers = list(self.pushers.values()), {}
+        self.streaming.clear()
+        await asyncio.gather(*(pu.stop() for pu in pushers), return_exceptions=True)
 
     # -- things the device does on its own ---------------------------------------------
     async def raise_alarm(self, type: str = "human", channel: int = 0, snapshot: bool = True,

@@ -2,8 +2,13 @@
 
 ``MediaSource`` is the seam: the simulator uses ``SyntheticSource`` (frames drawn with
 NumPy/Pillow, encoded to JPEG, or to H.264 with PyAV's libx264), the RTSP bridge uses
-``AvSource`` (PyAV pulling an ``rtsp://`` or file URL). The media work plugs its uplink
-into ``packets``: a source yields encoded H.264 packets without decoding them.
+``AvSource`` (PyAV pulling an ``rtsp://`` or file URL).
+
+Video goes up through :class:`StreamPusher` (on ``start_stream``): it takes the source's
+:meth:`MediaSource.clip` — packets already in MP4/FLV sample form with their decoder
+configuration — and pushes them over RTMP at real-time rate, looping, reconnecting with
+backoff until ``stop_stream``. Nothing is encoded per push: the simulator's clips are
+pre-encoded once (``media.testvideo``), the bridge copies the camera's packets.
 """
 
 from __future__ import annotations
@@ -11,8 +16,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
+import logging
 import math
+import contextlib
+import random
+import threading
 import time
+from pathlib import Path
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +30,13 @@ from fractions import Fraction
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from faoyam.media.rtmp_publisher import PublishError, RtmpPublisher
+from faoyam.media.testvideo import Clip, cached_clip, load_clip
+from faoyam.media.testvideo import Packet as Packet_
+
+log = logging.getLogger("faoyam.agent.media")
+PUSH_TICK_S = 0.1  # one wake-up per tick per push: frames are sent in small batches
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,15 @@ class MediaSource(ABC):
         """Encoded H.264 packets of the channel's stream (blocking; run in a thread)."""
         raise NotImplementedError
 
+    async def clip(self, channel: int = 0, stream: int = 0) -> Clip:
+        """What ``start_stream`` pushes for this channel stream, looped."""
+        raise NotImplementedError
+
+    async def push(self, publisher: RtmpPublisher, channel: int, stream: int, stop: asyncio.Event) -> int:
+        """Feed one connected publisher until ``stop`` (or ``ConnectionError``); returns the
+        packets sent. Default: :meth:`clip` looped at real-time rate."""
+        return await push_clip(publisher, await self.clip(channel, stream), stop)
+
     async def close(self) -> None:  # noqa: B027 - optional
         pass
 
@@ -52,9 +78,20 @@ def _jpeg(img: Image.Image, quality: int = 80) -> bytes:
 class SyntheticSource(MediaSource):
     """A moving test picture per channel, with the channel name and the time on it."""
 
-    def __init__(self, width: int = 640, height: int = 360, names: list[str] | None = None, fps: int = 15):
+    def __init__(self, width: int = 640, height: int = 360, names: list[str] | None = None, fps: int = 15,
+                 codec: str = "h264"):
         self.width, self.height, self.fps = width, height, fps
         self.names = names or []
+        self.codec = codec  # of the pushed video: "h264" or "h265"
+        self._clips: dict[int, Clip] = {}
+
+    async def clip(self, channel: int = 0, stream: int = 0) -> Clip:
+        """The pre-encoded test clip (moving box in known motion intervals, frame-number
+        bar code), encoded once per machine and cached; the sub-stream is smaller."""
+        if stream not in self._clips:
+            size = {"width": 320, "height": 240} if stream == 0 else {"width": 160, "height": 128}
+            self._clips[stream] = await asyncio.to_thread(cached_clip, codec=self.codec, seconds=4.0, **size)
+        return self._clips[stream]
 
     def frame(self, channel: int = 0, t: float | None = None) -> np.ndarray:
         t = time.time() if t is None else t
@@ -113,10 +150,133 @@ class AvSource(MediaSource):
     it as JPEG; nothing is kept. ``packets`` copies the encoded stream (no transcoding).
     """
 
-    def __init__(self, url: str | list[str], *, timeout_s: float = 10.0, transport: str = "tcp"):
+    def __init__(self, url: str | list[str], *, timeout_s: float = 10.0, transport: str = "tcp",
+                 clip_seconds: float = 10.0):
         self.urls = [url] if isinstance(url, str) else list(url)
         self.timeout_s = timeout_s
         self.transport = transport
+        self.clip_seconds = clip_seconds
+
+    async def clip(self, channel: int = 0, stream: int = 0) -> Clip:
+        """The camera's own packets (codec copy): ``clip_seconds`` of its stream, recorded
+        through PyAV into MP4 (which puts H.264/H.265 in the sample form RTMP carries), then
+        read back as a clip. A push reconnect takes a fresh recording."""
+        import tempfile
+
+        def record() -> Clip:
+            import av
+
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "camera.mp4"
+                with self._open(channel) as src, av.open(str(path), "w", format="mp4") as out:
+                    vin = src.streams.video[0]
+                    vout = out.add_stream_from_template(vin)
+                    if vin.codec_context.name == "hevc":
+                        vout.codec_tag = "hvc1"
+                    first = None
+                    for pkt in src.demux(vin):
+                        if pkt.dts is None or pkt.size == 0:
+                            continue
+                        if first is None:
+                            if not pkt.is_keyframe:
+                                continue
+                            first = pkt.dts
+                        if (pkt.dts - first) * pkt.time_base > self.clip_seconds:
+                            break
+                        pkt.stream = vout
+                        out.mux(pkt)
+                clip = load_clip(path)
+            # The MP4 muxer keeps only the keyframe flags RTP depacketizing set, which may be
+            # none: a sample is a keyframe when it holds an IDR/IRAP NAL unit.
+            cleaned = [(p, *_clean_sample(clip.codec, p.data)) for p in clip.packets]
+            clip.packets = [Packet_(p.dts, p.cts, p.keyframe or irap, data) for p, data, irap in cleaned if data]
+            return clip
+
+        return await asyncio.wait_for(asyncio.to_thread(record), self.timeout_s + self.clip_seconds + 5)
+
+    async def push(self, publisher: RtmpPublisher, channel: int, stream: int, stop: asyncio.Event) -> int:
+        """Relay the camera live: PyAV demuxes it in a thread, each H.264 packet goes out as
+        it arrives (Annex-B start codes rewritten to length prefixes, codec copy). A camera
+        in another codec is pushed as a looped recording (:meth:`clip`)."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue(maxsize=200)
+        halt = threading.Event()
+
+        def put(item) -> None:
+            if halt.is_set():
+                return
+            asyncio.run_coroutine_threadsafe(queue.put(item), loop).result(self.timeout_s)
+
+        def relay() -> None:
+            try:
+                with self._open(channel) as src:
+                    vs = src.streams.video[0]
+                    if vs.codec_context.name != "h264":
+                        put(("other", vs.codec_context.name))
+                        return
+                    extradata = bytes(vs.codec_context.extradata or b"")
+                    put(("config", extradata, vs.width, vs.height, int(round(vs.average_rate or 25))))
+                    first = None
+                    for pkt in src.demux(vs):
+                        if halt.is_set():
+                            return
+                        if pkt.dts is None or pkt.size == 0:
+                            continue
+                        first = pkt.dts if first is None else first
+                        tb = pkt.time_base
+                        dts = int((pkt.dts - first) * tb * 1000)
+                        cts = int((pkt.pts - pkt.dts) * tb * 1000) if pkt.pts is not None else 0
+                        put(("packet", dts, cts, bytes(pkt)))
+            except Exception as exc:  # noqa: BLE001 - handed to the pushing side
+                put(("error", exc))
+            finally:
+                with contextlib.suppress(Exception):
+                    put(("end",))
+
+        thread = threading.Thread(target=relay, name=f"relay-{channel}", daemon=True)
+        thread.start()
+        sent, configured, template = 0, False, None
+        try:
+            while not stop.is_set():
+                if publisher.closed:
+                    raise ConnectionError("the media server closed the connection")
+                try:
+                    item = await asyncio.wait_for(queue.get(), PUSH_TICK_S * 5)
+                except TimeoutError:
+                    continue
+                kind = item[0]
+                if kind == "other":
+                    return await push_clip(publisher, await self.clip(channel, stream), stop)
+                if kind == "error":
+                    raise ConnectionError(f"camera: {item[1]}")
+                if kind == "end":
+                    raise ConnectionError("the camera's stream ended")
+                if kind == "config":
+                    _, extradata, width, height, fps = item
+                    config = avcc_config(extradata)
+                    template = Clip("avc1", config or b"", width, height, fps, [], 0, (), Path())
+                    continue
+                _, dts, cts, data = item
+                if template is None:
+                    continue
+                sample = annexb_to_avcc(data)
+                sample, keyframe = _clean_sample("avc1", sample)
+                if not configured:
+                    if not template.config:  # no parameter sets in the SDP: take them in-band
+                        template.config = avcc_config(data) or b""
+                    if not template.config or not keyframe:
+                        continue  # wait for a keyframe with its SPS/PPS
+                    publisher.send_configs(template)
+                    configured = True
+                publisher.send_video("avc1", Packet_(dts, cts, keyframe, sample))
+                sent += 1
+                if queue.empty():
+                    await publisher.drain()
+        finally:
+            halt.set()
+            while not queue.empty():  # unblock the thread's last put
+                queue.get_nowait()
+        return sent
 
     def _open(self, channel: int):
         import av
@@ -149,3 +309,140 @@ class AvSource(MediaSource):
                 yield Packet(bytes(pkt), pkt.pts, bool(pkt.is_keyframe), tb)
                 if seconds is not None and time.monotonic() - t0 > seconds:
                     return
+
+
+def _nal_units(data: bytes) -> list[bytes]:
+    """NAL units of an Annex-B byte stream (``00 00 01`` / ``00 00 00 01`` start codes) or,
+    when it does not start with one, of a 4-byte length-prefixed sample."""
+    if not (data.startswith(b"\x00\x00\x01") or data.startswith(b"\x00\x00\x00\x01")):
+        out, pos = [], 0
+        while pos + 4 <= len(data):
+            size = int.from_bytes(data[pos:pos + 4], "big")
+            out.append(data[pos + 4:pos + 4 + size])
+            pos += 4 + size
+        return [n for n in out if n]
+    out, pos = [], data.find(b"\x00\x00\x01")
+    while pos >= 0:
+        start = pos + 3
+        nxt = data.find(b"\x00\x00\x01", start)
+        end = len(data) if nxt < 0 else nxt
+        out.append(data[start:end].rstrip(b"\x00") if nxt >= 0 else data[start:end])
+        pos = nxt
+    return [n for n in out if n]
+
+
+def annexb_to_avcc(data: bytes) -> bytes:
+    """A sample in MP4/FLV form: every NAL unit prefixed by its 4-byte length."""
+    return b"".join(len(n).to_bytes(4, "big") + n for n in _nal_units(data))
+
+
+def avcc_config(data: bytes) -> bytes | None:
+    """An AVCDecoderConfigurationRecord from parameter sets in ``data`` (an ``avcC`` as is;
+    Annex-B or length-prefixed NAL units holding an SPS and a PPS), or None without them."""
+    if data[:1] == b"\x01" and len(data) > 7:
+        return data
+    nals = _nal_units(data)
+    sps = [n for n in nals if n[0] & 0x1F == 7]
+    pps = [n for n in nals if n[0] & 0x1F == 8]
+    if not sps or not pps or len(sps[0]) < 4:
+        return None
+    record = bytes([1, sps[0][1], sps[0][2], sps[0][3], 0xFF, 0xE1]) + len(sps[0]).to_bytes(2, "big") + sps[0]
+    return record + bytes([len(pps)]) + b"".join(len(n).to_bytes(2, "big") + n for n in pps)
+
+
+def _clean_sample(codec: str, sample: bytes) -> tuple[bytes, bool]:
+    """An AVCC/HVCC sample (4-byte length-prefixed NAL units) without empty NAL units
+    (RTP depacketizing of some cameras leaves them, and decoders reject them), and whether
+    it starts a GOP (holds an IDR / IRAP NAL unit)."""
+    pos, keep, irap = 0, [], False
+    while pos + 4 <= len(sample):
+        size = int.from_bytes(sample[pos:pos + 4], "big")
+        if size:
+            header = sample[pos + 4]
+            irap = irap or (header & 0x1F == 5 if codec == "avc1" else 16 <= (header >> 1) & 0x3F <= 21)
+            keep.append(sample[pos:pos + 4 + size])
+        pos += 4 + size
+    return b"".join(keep), irap
+
+
+async def push_clip(publisher: RtmpPublisher, clip: Clip, stop: asyncio.Event, *,
+                    tick: float = PUSH_TICK_S) -> int:
+    """Send ``clip`` looped at real-time rate until ``stop`` is set or the connection ends
+    (then ``ConnectionError``). Returns the packets sent."""
+    publisher.send_configs(clip)
+    feed = clip.loop()
+    head = next(feed)
+    start = time.monotonic()
+    sent = 0
+    while not stop.is_set():
+        if publisher.closed:
+            raise ConnectionError("the media server closed the connection")
+        elapsed_ms = (time.monotonic() - start) * 1000
+        while head[1].dts <= elapsed_ms:
+            kind, packet = head
+            if kind == "video":
+                publisher.send_video(clip.codec, packet)
+            else:
+                publisher.send_audio(packet)
+            sent += 1
+            head = next(feed)
+        await publisher.drain()
+        try:
+            await asyncio.wait_for(stop.wait(), tick)
+        except TimeoutError:
+            pass
+    return sent
+
+
+class StreamPusher:
+    """One channel stream pushed to an RTMP URL until :meth:`stop`; reconnects with
+    exponential backoff (0.5 s doubling to 30 s, jittered) when the connection fails or
+    drops, as a camera must (the hub keeps its viewers meanwhile)."""
+
+    def __init__(self, source: MediaSource, channel: int, stream: int, url: str):
+        self.source, self.channel, self.stream, self.url = source, channel, stream, url
+        self.connects = 0
+        self.sent = 0
+        self.last_error: str | None = None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> StreamPusher:
+        self._task = asyncio.create_task(self._run(), name=f"push-{self.channel}-{self.stream}")
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, 5)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+            except Exception:  # noqa: BLE001 - already logged by the task
+                pass
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            publisher = RtmpPublisher(self.url)
+            try:
+                await publisher.connect()
+                self.connects += 1
+                backoff = 0.5
+                self.sent += await self.source.push(publisher, self.channel, self.stream, self._stop)
+            except (OSError, PublishError, TimeoutError, ConnectionError, EOFError) as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.info("push %s/%s: %s; again in %.1f s", self.channel, self.stream, self.last_error, backoff)
+            finally:
+                await publisher.close()
+            if self._stop.is_set():
+                break
+            try:
+                await asyncio.wait_for(self._stop.wait(), backoff * random.uniform(0.5, 1.5))
+            except TimeoutError:
+                pass
+            backoff = min(backoff * 2, 30.0)

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from faoyam.agent.device import DeviceAgent, Identity
+from faoyam.agent.media import SyntheticSource
 from faoyam.devices.gateway import protocol as p
 
 _ALNUM = string.ascii_uppercase + string.digits
@@ -106,13 +107,25 @@ def make_cameras(n: int, *, seed: int | None = None) -> list[Identity]:
     return [make_identity("camera", rng) for _ in range(n)]
 
 
+def stream_codecs(identities: list[Identity]) -> list[str]:
+    """What each simulated device pushes: H.264, except the second camera of the fleet,
+    which pushes H.265 (so the H.265 path is always exercised where there are two)."""
+    cameras = [i for i, ident in enumerate(identities) if ident.kind == "camera"]
+    h265 = cameras[1] if len(cameras) > 1 else None
+    return ["h265" if i == h265 else "h264" for i in range(len(identities))]
+
+
 class Simulator:
     def __init__(self, identities: list[Identity], host: str, port: int, *, heartbeat_s: float | None = None,
                  protocol: int = 4, state_file: Path | None = None, keepalive: int = 60):
         self.state_file = state_file
         self.host, self.port = host, port  # the broker the devices speak to
         self.agents = [DeviceAgent(i, host, port, heartbeat_s=heartbeat_s, protocol=protocol, keepalive=keepalive,
-                                   on_change=self._save if state_file else None) for i in identities]
+                                   on_change=self._save if state_file else None,
+                                   media=SyntheticSource(names=list(i.channel_names), codec=codec))
+                       for i, codec in zip(identities, stream_codecs(identities), strict=True)]
+        for a in self.agents:
+            a.config["mainStream"] = {**a.config["mainStream"], "codec": a.media.codec}
         self.by_serial = {a.serial: a for a in self.agents}
         for a in self.agents:  # a doorbell's ring also rings its chime
             if a.id.paired_with and a.id.paired_with in self.by_serial:

@@ -90,6 +90,16 @@ class Settings(BaseSettings):
     media_http_port: int = 8081
     media_public_url: str | None = None  # e.g. "wss://media.example.com"
     media_token_seconds: int = 60
+    # Live video (media role, docs/device-protocol.md "Media connection"): the RTMP port
+    # devices push to (0: any free port), and the URL they are told to push to; unset, it
+    # is rtmp://<media_rtmp_host or 127.0.0.1>:<bound port>/live.
+    media_rtmp_host: str = "127.0.0.1"
+    media_rtmp_port: int = 1935
+    media_rtmp_public_url: str | None = None
+    # How long a stream nobody watches keeps coming before the device is told to stop.
+    media_stream_linger_seconds: float = Field(10.0, ge=0)
+    # How long a publish token sent with start_stream may be used to start pushing.
+    media_publish_token_seconds: float = Field(120.0, gt=0)
 
     # Accounts and security.
     session_days: int = 30

@@ -52,6 +52,11 @@ class Context:
     mqtt_port: int | None = None
     # The devices domain's erasure hook, registered while the gateway link runs.
     erasure_hook: ErasureHook | None = None
+    # The media role's engine (``media.lifecycle``): one hub per channel stream, the RTMP
+    # server devices push to, and the devices domain's start/stop-on-demand.
+    media_hubs: Any = None  # media.hub.StreamHubs
+    rtmp_server: Any = None  # media.rtmp_server.RtmpServer
+    stream_demand: Any = None  # devices.streaming.StreamDemand
     # ``faoyam demo``: the simulated devices running in this process.
     demo_devices: Any = None  # agent.demo.DemoDevices
     # The accounts domain's erasure hook (forgets rate-limit rows and cached sessions).

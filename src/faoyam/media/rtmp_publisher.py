@@ -170,6 +170,11 @@ class RtmpPublisher:
     async def drain(self) -> None:
         await self._writer.drain()
 
+    @property
+    def closed(self) -> bool:
+        """The connection is gone (closed here, or the server hung up)."""
+        return self._writer is None or self._writer.is_closing() or (self._pump is not None and self._pump.done())
+
     async def close(self) -> None:
         if self._writer is None:
             return
