@@ -77,6 +77,7 @@ def settings(tmp_path: Path, pg_url, blob_settings) -> Settings:
         database_url=pg_url,
         mqtt_mode="off",
         media_rtmp_port=0,  # never a fixed port in tests
+        media_http_port=0,
         jobs_enabled=False,
         log_json=True,
         password_min_score=3,

@@ -130,6 +130,16 @@ def demo(port: int = typer.Option(8080, help="the web app's port"),
                 # tells the simulated cameras with each start_stream.
                 console.print(f"[yellow]port {s.media_rtmp_port} is taken; the demo's RTMP ingest uses a free port[/]")
                 os.environ["FAOYAM_MEDIA_RTMP_PORT"] = "0"
+    if "FAOYAM_MEDIA_HTTP_PORT" not in os.environ:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", s.media_http_port)) == 0:
+                # The web process must know where browsers find the media worker, so the
+                # free port is chosen here, before both processes start, not bound as 0.
+                with socket.socket() as free:
+                    free.bind(("127.0.0.1", 0))
+                    other = free.getsockname()[1]
+                console.print(f"[yellow]port {s.media_http_port} is taken; live video is served on {other}[/]")
+                os.environ["FAOYAM_MEDIA_HTTP_PORT"] = str(other)
     serve(host="127.0.0.1", port=port, data_dir=data_dir, demo=True)
 
 

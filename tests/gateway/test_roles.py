@@ -87,7 +87,7 @@ async def test_serve_runs_the_roles_as_processes_and_the_web_side_reaches_the_ga
     settings.ensure_dirs()
     env = {**os.environ, "FAOYAM_DATA_DIR": str(settings.data_dir), "FAOYAM_MQTT_MODE": "embedded",
            "FAOYAM_MQTT_PORT": str(settings.mqtt_port), "FAOYAM_PORT": str(settings.port), "FAOYAM_JOBS_ENABLED": "false",
-           "FAOYAM_MEDIA_RTMP_PORT": "0"}
+           "FAOYAM_MEDIA_RTMP_PORT": "0", "FAOYAM_MEDIA_HTTP_PORT": "0"}
     env.pop("FAOYAM_DATABASE_URL", None)
     proc = subprocess.Popen([sys.executable, "-m", "faoyam", "serve"], env=env, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []

@@ -57,6 +57,8 @@ class Context:
     media_hubs: Any = None  # media.hub.StreamHubs
     rtmp_server: Any = None  # media.rtmp_server.RtmpServer
     stream_demand: Any = None  # devices.streaming.StreamDemand
+    # The media worker's live WebSocket server: (media.live_http.LiveServer, uvicorn.Server, task).
+    live_server: Any = None
     # ``faoyam demo``: the simulated devices running in this process.
     demo_devices: Any = None  # agent.demo.DemoDevices
     # The accounts domain's erasure hook (forgets rate-limit rows and cached sessions).

@@ -15,13 +15,19 @@ A media-only process is not the gateway: it reaches devices through a gateway cl
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+
+import uvicorn
 
 from faoyam.core.context import Context
 from faoyam.devices import lifecycle as devices
 from faoyam.devices.streaming import StreamDemand
+from faoyam.media.grants import devices_revocation
 from faoyam.media.hub import StreamHubs
 from faoyam.media.ids import ChannelId
+from faoyam.media.live_http import LiveServer
 from faoyam.media.rtmp_server import RtmpServer
 
 log = logging.getLogger("faoyam.media")
@@ -33,6 +39,36 @@ def public_rtmp_url(ctx: Context, port: int) -> str:
         return s.media_rtmp_public_url.rstrip("/")
     host = "127.0.0.1" if s.media_rtmp_host in ("", "0.0.0.0", "::") else s.media_rtmp_host
     return f"rtmp://{host}:{port}/live"
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside a process that already has its own signal handling (the web app's
+    uvicorn, or ``roles.run_workers``): it must not take SIGINT/SIGTERM for itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+async def _serve_viewers(ctx: Context, hubs: StreamHubs) -> tuple[LiveServer, _EmbeddedServer, asyncio.Task]:
+    """The viewers' side of the media worker: the live WebSocket endpoint
+    (``/media/live/{token}``, docs/live-view.md) on ``media_http_host:media_http_port``.
+    Port 0 (tests) binds a free port, written back to this process's settings so the
+    pages it serves point at it."""
+    s = ctx.settings
+    live = LiveServer(hubs, ctx.key, revoked=devices_revocation(ctx))
+    server = _EmbeddedServer(uvicorn.Config(live.app, host=s.media_http_host, port=s.media_http_port,
+                                            log_config=None, access_log=False, lifespan="on",
+                                            ws="websockets-sansio"))
+    task = asyncio.create_task(server.serve(), name="media-http")
+    while not server.started:
+        if task.done():  # the port is taken, say: fail the start with uvicorn's reason
+            await task
+            raise RuntimeError(f"the media worker's HTTP server did not start on port {s.media_http_port}")
+        await asyncio.sleep(0.02)
+    if not s.media_http_port:
+        s.media_http_port = server.servers[0].sockets[0].getsockname()[1]
+    return live, server, task
 
 
 _OWN_GATEWAY: set[int] = set()  # contexts whose gateway client this module started
@@ -54,10 +90,22 @@ async def start(ctx: Context) -> None:
     server = await RtmpServer(hubs, authorize).start(s.media_rtmp_host, s.media_rtmp_port)
     demand.rtmp_url = public_rtmp_url(ctx, server.port)  # port 0 is known only once bound
     ctx.media_hubs, ctx.rtmp_server, ctx.stream_demand = hubs, server, demand
+    try:
+        ctx.live_server = await _serve_viewers(ctx, hubs)
+    except BaseException:
+        await stop(ctx)
+        raise
     log.info("media engine started", extra={"rtmp_port": server.port, "rtmp_url": demand.rtmp_url})
 
 
 async def stop(ctx: Context) -> None:
+    viewers, ctx.live_server = ctx.live_server, None
+    if viewers is not None:
+        live, http, task = viewers
+        await live.close()
+        http.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 10)
     server, ctx.rtmp_server = ctx.rtmp_server, None
     demand, ctx.stream_demand = ctx.stream_demand, None
     ctx.media_hubs = None
