@@ -78,6 +78,9 @@ async def test_data_dir_points_a_command_at_an_installation_and_it_says_which(ct
     await ctx.messenger.send_email("new@example.com", "Your code", "Your faoyam code is 123456.", template="code")
     if settings.database_url:
         monkeypatch.setenv("FAOYAM_DATABASE_URL", settings.database_url)
+    for name, value in settings.model_dump().items():  # the S3 leg: the same blob store
+        if (name.startswith(("blob_", "s3_"))) and value is not None:
+            monkeypatch.setenv(f"FAOYAM_{name.upper()}", str(value))
     # In a thread: the command runs its own event loop, as it does from a shell.
     r = await asyncio.to_thread(CliRunner().invoke, app, ["outbox", "--json", "--data-dir", str(settings.data_dir)])
     assert r.exit_code == 0, r.output
