@@ -114,32 +114,32 @@ def demo(port: int = typer.Option(8080, help="the web app's port"),
     import socket
 
     s = Settings()
-    if s.mqtt_mode == "embedded" and s.mqtt_port and "FAOYAM_MQTT_PORT" not in os.environ:
+
+    def taken(host: str, number: int) -> bool:
+        """Does something already listen on this port (another broker, RTMP server, …)?"""
         with socket.socket() as probe:
-            busy = probe.connect_ex((s.mqtt_host if s.mqtt_host not in ("0.0.0.0", "") else "127.0.0.1", s.mqtt_port)) == 0
-        if busy:
-            # Another broker has the MQTT port (a Mosquitto service, say): the demo's own
-            # broker takes any free port; its simulated devices find it by themselves.
-            console.print(f"[yellow]port {s.mqtt_port} is taken by another MQTT broker; "
-                          "the demo's broker uses a free port instead[/]")
-            os.environ["FAOYAM_MQTT_PORT"] = "0"
-    if s.media_rtmp_port and "FAOYAM_MEDIA_RTMP_PORT" not in os.environ:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", s.media_rtmp_port)) == 0:
-                # Another RTMP server has the port: the media role binds a free one and
-                # tells the simulated cameras with each start_stream.
-                console.print(f"[yellow]port {s.media_rtmp_port} is taken; the demo's RTMP ingest uses a free port[/]")
-                os.environ["FAOYAM_MEDIA_RTMP_PORT"] = "0"
-    if "FAOYAM_MEDIA_HTTP_PORT" not in os.environ:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", s.media_http_port)) == 0:
-                # The web process must know where browsers find the media worker, so the
-                # free port is chosen here, before both processes start, not bound as 0.
-                with socket.socket() as free:
-                    free.bind(("127.0.0.1", 0))
-                    other = free.getsockname()[1]
-                console.print(f"[yellow]port {s.media_http_port} is taken; live video is served on {other}[/]")
-                os.environ["FAOYAM_MEDIA_HTTP_PORT"] = str(other)
+            return probe.connect_ex((host if host not in ("0.0.0.0", "") else "127.0.0.1", number)) == 0
+
+    if s.mqtt_mode == "embedded" and s.mqtt_port and "FAOYAM_MQTT_PORT" not in os.environ \
+            and taken(s.mqtt_host, s.mqtt_port):
+        # Another broker has the MQTT port (a Mosquitto service, say): the demo's own
+        # broker takes any free port; its simulated devices find it by themselves.
+        console.print(f"[yellow]port {s.mqtt_port} is taken by another MQTT broker; "
+                      "the demo's broker uses a free port instead[/]")
+        os.environ["FAOYAM_MQTT_PORT"] = "0"
+    if s.media_rtmp_port and "FAOYAM_MEDIA_RTMP_PORT" not in os.environ and taken("127.0.0.1", s.media_rtmp_port):
+        # Another RTMP server has the port: the media role binds a free one and tells the
+        # simulated cameras with each start_stream.
+        console.print(f"[yellow]port {s.media_rtmp_port} is taken; the demo's RTMP ingest uses a free port[/]")
+        os.environ["FAOYAM_MEDIA_RTMP_PORT"] = "0"
+    if "FAOYAM_MEDIA_HTTP_PORT" not in os.environ and taken("127.0.0.1", s.media_http_port):
+        # The web process must know where browsers find the media worker, so the free port
+        # is chosen here, before both processes start, not bound as 0.
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            other = free.getsockname()[1]
+        console.print(f"[yellow]port {s.media_http_port} is taken; live video is served on {other}[/]")
+        os.environ["FAOYAM_MEDIA_HTTP_PORT"] = str(other)
     serve(host="127.0.0.1", port=port, data_dir=data_dir, demo=True)
 
 
