@@ -69,3 +69,13 @@ async def test_the_demo_says_where_its_broker_is_when_not_on_1883(settings, caps
     out = capsys.readouterr().out
     assert "Demo account:  demo@example.com" in out
     assert f"listens on port {port} (not 1883)" in out and f"faoyam simulate --port {port}" in out
+
+
+def test_a_generated_demo_password_always_passes_the_account_policy():
+    from faoyam.accounts.validation import check_password
+    from faoyam.demo.lifecycle import DEMO_EMAIL, _new_password
+
+    for _ in range(200):
+        pw = _new_password(3)
+        check_password(pw, min_score=3, user_inputs=[DEMO_EMAIL])
+        assert len(set(pw.split("-")[:3])) == 3

@@ -11,8 +11,10 @@ import os
 import secrets
 
 from faoyam.accounts import service
+from faoyam.accounts.validation import check_password
 from faoyam.agent.demo import resume_demo_devices
 from faoyam.core.context import Context
+from faoyam.core.errors import Invalid
 
 log = logging.getLogger("faoyam.demo")
 DEMO_EMAIL = "demo@example.com"  # a reserved domain for examples (RFC 2606); never delivered
@@ -22,12 +24,28 @@ def _demo_password(ctx: Context) -> tuple[str, bool]:
     path = ctx.settings.data_dir / "demo-account.txt"
     if path.exists():
         return path.read_text().strip(), False
-    words = ["river", "lantern", "mango", "orbit", "harbour", "violet", "kettle", "monsoon", "temple", "falcon"]
-    pw = "-".join(secrets.choice(words) for _ in range(3)) + f"-{secrets.randbelow(90) + 10}"
+    pw = _new_password(ctx.settings.password_min_score)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(pw + "\n")
     return pw, True
+
+
+_WORDS = ("river", "lantern", "mango", "orbit", "harbour", "violet", "kettle", "monsoon", "temple", "falcon",
+          "pepper", "glacier", "saffron", "meadow", "cobalt", "thunder", "walnut", "lagoon", "ember", "juniper")
+
+
+def _new_password(min_score: int) -> str:
+    """Three different words and a number: easy to type, and always strong enough for the
+    account policy (a draw zxcvbn would refuse, such as a repeated word, is drawn again)."""
+    rng = secrets.SystemRandom()
+    while True:
+        pw = "-".join(rng.sample(_WORDS, 3)) + f"-{rng.randrange(10, 100)}"
+        try:
+            check_password(pw, min_score=min_score, user_inputs=[DEMO_EMAIL])
+        except Invalid:
+            continue
+        return pw
 
 
 async def ensure_demo_account(ctx: Context) -> tuple[str, str, bool]:
