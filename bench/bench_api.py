@@ -47,7 +47,7 @@ def settings_for(data: Path):
     server processes) selects the database, else SQLite in ``data``."""
     from faoyam.core.config import Settings
 
-    return Settings(data_dir=data, mqtt_mode="off", jobs_enabled=False, log_level=os.environ.get("BENCH_LOG_LEVEL", "INFO"),
+    return Settings(data_dir=data, mqtt_mode="off", jobs_enabled=False, media_rtmp_port=0, media_http_port=0, log_level=os.environ.get("BENCH_LOG_LEVEL", "INFO"),
                     database_url=os.environ.get("BENCH_DATABASE_URL") or None, _env_file=None)
 
 
@@ -207,8 +207,16 @@ async def wait_ready(port: int, path: str, headers: dict) -> None:
     raise RuntimeError("server did not start")
 
 
-async def drive(port: int, path: str, headers: dict, clients: int, seconds: float) -> dict:
-    """``clients`` concurrent httpx clients, each sending requests one after another."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and all its threads so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def drive(port: int, path: str, headers: dict, clients: int, seconds: float, pid: int | None = None) -> dict:
+    """``clients`` concurrent httpx clients, each sending requests one after another; with
+    ``pid``, also the server's CPU milliseconds per request — the figure that holds on a
+    loaded machine, where req/s follows whatever else runs."""
     import httpx
 
     latencies: list[float] = []
@@ -222,12 +230,14 @@ async def drive(port: int, path: str, headers: dict, clients: int, seconds: floa
                     raise RuntimeError(f"{path}: {r.status_code}")
                 latencies.append(time.perf_counter() - t0)
 
+    cpu0 = cpu_seconds(pid) if pid else 0.0
     t0 = time.perf_counter()
     await asyncio.gather(*[client() for _ in range(clients)])
     elapsed = time.perf_counter() - t0
+    cpu = cpu_seconds(pid) - cpu0 if pid else float("nan")
     latencies.sort()
     return {"rps": len(latencies) / elapsed, "p50": latencies[len(latencies) // 2] * 1000,
-            "p99": latencies[int(len(latencies) * 0.99)] * 1000}
+            "p99": latencies[int(len(latencies) * 0.99)] * 1000, "cpu_ms": cpu * 1000 / len(latencies)}
 
 
 async def bench(args) -> None:
@@ -262,20 +272,21 @@ async def _bench(args) -> None:
                 results: dict[str, dict[str, list[dict]]] = {}
                 for run in range(args.runs):
                     for name, path in info["paths"].items():
-                        for server, port in (("service", sport), ("bare", bport)):
+                        for server, port, pid in (("service", sport, service.pid), ("bare", bport, bare.pid)):
                             await drive(port, path, headers, args.clients, 0.5)  # warm up
-                            r = await drive(port, path, headers, args.clients, args.seconds)
+                            r = await drive(port, path, headers, args.clients, args.seconds, pid)
                             results.setdefault(name, {}).setdefault(server, []).append(r)
                             print(f"  run {run + 1} {name:13s} {server:8s} {r['rps']:7.0f} req/s  p50 {r['p50']:6.1f} ms"
-                                  f"  p99 {r['p99']:6.1f} ms", flush=True)
+                                  f"  p99 {r['p99']:6.1f} ms  {r['cpu_ms']:.2f} CPU-ms/request", flush=True)
                 print(f"\nmedians of {args.runs} run(s), {args.clients} concurrent clients, {args.seconds:g} s per measurement")
                 for name, by_server in results.items():
-                    med = {srv: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99")}
+                    med = {srv: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99", "cpu_ms")}
                            for srv, rs in by_server.items()}
                     s, b = med["service"], med["bare"]
-                    print(f"{name:13s} service {s['rps']:6.0f} req/s p50 {s['p50']:6.1f} ms p99 {s['p99']:6.1f} ms | "
-                          f"bare {b['rps']:6.0f} req/s p50 {b['p50']:6.1f} ms p99 {b['p99']:6.1f} ms | "
-                          f"ratio {s['rps'] / b['rps']:.2f}x")
+                    print(f"{name:13s} service {s['rps']:6.0f} req/s p50 {s['p50']:6.1f} ms p99 {s['p99']:6.1f} ms "
+                          f"{s['cpu_ms']:.2f} CPU-ms | bare {b['rps']:6.0f} req/s p50 {b['p50']:6.1f} ms "
+                          f"p99 {b['p99']:6.1f} ms {b['cpu_ms']:.2f} CPU-ms | ratio {s['rps'] / b['rps']:.2f}x throughput, "
+                          f"{b['cpu_ms'] / s['cpu_ms']:.2f}x by CPU per request")
             finally:
                 stop_server(bare)
         finally:

@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from faoyam.core.sqlite_driver import one_trip_url
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -104,7 +106,8 @@ class Database:
         kwargs: dict = {"echo": echo, "hide_parameters": True}  # no personal values in logged errors
         if url.startswith("postgresql"):
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
-        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        # SQLite: the same aiosqlite driver with one thread trip per statement (sqlite_driver).
+        self.engine: AsyncEngine = create_async_engine(one_trip_url(url), **kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
