@@ -31,6 +31,7 @@ from starlette.routing import Route
 
 from faoyam.core.errors import BadRequest, Forbidden, NotFound, Problem, Unavailable, problem_response
 from faoyam.media.hls import HlsOutputs, HlsSegmenter, HlsStream
+from faoyam.media.snapshot import SnapshotError
 
 Verify = Callable[[str], "Hashable | None | Awaitable[Hashable | None]"]
 
@@ -159,7 +160,11 @@ def snapshot_app(snapshots, verify: Verify) -> Starlette:
         width = _int_param(request, "width")
         if width is not None and not 16 <= width <= 3840:
             raise BadRequest("width must be between 16 and 3840", code="snapshot-bad-width")
-        jpeg = await snapshots.jpeg(stream, width=width)
+        try:
+            jpeg = await snapshots.jpeg(stream, width=width)
+        except SnapshotError:
+            raise Unavailable("The camera's latest picture does not decode.", code="snapshot-undecodable",
+                              retry_after=5) from None
         if jpeg is None:
             raise Unavailable("This stream is not running.", code="stream-not-ready", retry_after=5)
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=1"})
