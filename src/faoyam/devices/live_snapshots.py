@@ -43,17 +43,22 @@ class _Unbound(Exception):
     """The channel is gone or its device was unbound while the picture was being written."""
 
 
+def _bound_channel(device_id: str, channel: int):
+    return (select(Channel).join(Device, Device.id == Channel.device_id)
+            .where(Channel.device_id == device_id, Channel.index == channel, Device.owner_id.is_not(None)))
+
+
 async def store_snapshot(ctx: Context, device_id: str, channel: int, jpeg: bytes) -> bool:
     """Make ``jpeg`` the channel's last snapshot (the previous one is tombstoned). False if
     the channel does not exist or its device is not bound to anyone (nothing is kept)."""
+    async with ctx.db.session() as s:  # a camera of a removed device: no blob is even written
+        if (await s.execute(_bound_channel(device_id, channel))).scalar_one_or_none() is None:
+            return False
     try:
         async with blob_transaction(ctx.db, ctx.blobs) as tx:  # blob first; removed again on failure
             key = await tx.put("live_snapshot", jpeg)
-            row = (await tx.session.execute(
-                select(Channel).join(Device, Device.id == Channel.device_id)
-                .where(Channel.device_id == device_id, Channel.index == channel, Device.owner_id.is_not(None))
-            )).scalar_one_or_none()
-            if row is None:
+            row = (await tx.session.execute(_bound_channel(device_id, channel))).scalar_one_or_none()
+            if row is None:  # unbound meanwhile
                 raise _Unbound()
             tx.drop(row.snapshot_key)
             row.snapshot_key, row.snapshot_at = key, utcnow()

@@ -58,8 +58,8 @@ async def _serve_viewers(ctx: Context, hubs: StreamHubs) -> tuple[ViewerHttp, _E
     to this process's settings so the pages it serves point at it."""
     s = ctx.settings
 
-    async def store(stream: ChannelId, jpeg: bytes) -> None:
-        await live_snapshots.store_snapshot(ctx, stream.device_id, stream.channel, jpeg)
+    async def store(stream: ChannelId, jpeg: bytes) -> bool:
+        return await live_snapshots.store_snapshot(ctx, stream.device_id, stream.channel, jpeg)
 
     viewers = ViewerHttp(hubs, ctx.key, revoked=devices_revocation(ctx), hls_idle=s.media_hls_idle_seconds,
                          store=store, snapshot_interval=s.media_snapshot_seconds)

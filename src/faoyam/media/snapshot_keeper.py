@@ -28,7 +28,7 @@ from faoyam.media.snapshot import SnapshotError, decode_keyframe, latest_keyfram
 
 log = logging.getLogger(__name__)
 
-Store = Callable[[ChannelId, bytes], Awaitable[object]]
+Store = Callable[[ChannelId, bytes], Awaitable[bool]]  # False: not kept (no such bound channel)
 
 DEFAULT_INTERVAL = 180.0
 MAX_WIDTH = 1280  # a card is small; a 4K keyframe need not be kept at 4K
@@ -92,14 +92,15 @@ class SnapshotKeeper:
             width = min(track.width or self.max_width, self.max_width)
             try:
                 jpeg = await asyncio.to_thread(decode_keyframe, track, sample, width=width, quality=self.quality)
-                await self.store(stream, jpeg)
+                stored = await self.store(stream, jpeg)
             except SnapshotError as exc:
                 log.info("media: %s: no snapshot: %s", stream, exc)
             except Exception:
                 log.warning("media: %s: snapshot not kept", stream, exc_info=True)
             else:
-                kept += 1
-                self.kept += 1
+                if stored:
+                    kept += 1
+                    self.kept += 1
             # tried: next attempt after an interval, even after a failure (no hot loop)
             self._last[key] = (time.monotonic(), identity)
         return kept
