@@ -31,6 +31,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 
 from faoyam.core.errors import Forbidden, Gone, Unauthorized
 from faoyam.media.ids import ChannelId
@@ -54,8 +55,10 @@ class MediaAccess:
     worker that serves a stream is the one that sees its requests)."""
 
     def __init__(self, secret_key: bytes, *, revoked: Revoked | None = None,
-                 session_idle: float = DEFAULT_SESSION_IDLE, recheck: float = DEFAULT_RECHECK):
+                 session_idle: float = DEFAULT_SESSION_IDLE, recheck: float = DEFAULT_RECHECK,
+                 clock: Callable[[], float] = time.time):
         self.secret_key = secret_key
+        self.clock = clock  # unix seconds, as token expiries are
         self.revoked = revoked or _never_revoked
         self.session_idle = session_idle
         self.recheck = recheck
@@ -72,7 +75,7 @@ class MediaAccess:
             if exc.reason == "wrong-permission":
                 raise Forbidden("This media link is for something else.", code="media-token-forbidden") from None
             raise Unauthorized("This media link is not valid.", code="media-token-bad") from None
-        now = time.time()
+        now = self.clock()
         last = self.sessions.get(grant.nonce)
         in_session = last is not None and now - last <= self.session_idle
         if grant.expires <= now and not in_session:
@@ -111,6 +114,6 @@ class MediaAccess:
 
     def prune(self, now: float | None = None) -> None:
         """Forget ended sessions and stale revocation answers."""
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         self.sessions = {n: t for n, t in self.sessions.items() if now - t <= self.session_idle}
         self._answers = {k: v for k, v in self._answers.items() if now - v[0] < self.recheck}
