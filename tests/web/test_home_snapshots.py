@@ -12,12 +12,15 @@ import io
 import re
 
 import av
+import httpx
 import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from faoyam.devices import live_snapshots
 from faoyam.devices.models import Channel
-from faoyam.media import ChannelId
+from faoyam.media import ChannelId, StreamHub
+from faoyam.media.snapshot import decode_keyframe, latest_keyframe
 from faoyam.privacy.blobrefs import sweep_tombstones
 from tests.conftest import all_blob_bytes, bearer, register
 from tests.devices.conftest import png
@@ -199,3 +202,43 @@ async def test_a_channel_of_an_unbound_device_keeps_no_picture(client, ctx, app,
         assert await viewers.keeper.pass_once() == 0
     assert await snapshot_key(ctx, dev["id"]) is None
     assert [k async for k in ctx.blobs.keys() if k.startswith("live_snapshot/")] == []
+
+
+def keyframe_jpeg(clip) -> bytes:
+    """What the keeper would store: the clip's first keyframe, decoded to JPEG."""
+    hub = StreamHub(ChannelId("shot"))
+    ClipFeeder(hub, clip).feed_ms(500)
+    track, sample, _ = latest_keyframe(hub)
+    return decode_keyframe(track, sample)
+
+
+@pytest.mark.browser
+@pytest.mark.req("B4")
+async def test_the_card_picture_loads_in_chromium(ctx, live_server, browser, shoot, clip):
+    """The card's <img> loads through the authorized route in a real browser (cookie, CSP)."""
+    from faoyam.devices.ports import FactoryDevice
+    from faoyam.devices.registry import factory_register
+    from tests.web.test_browser import _account, _signed_in_page
+
+    base = live_server.url
+    await factory_register(ctx, FactoryDevice(serial="FYCAM00077", kind="camera", model="FY-C2", channels=1,
+                                              safety_code="K7M2Q9", factory_secret="factory-secret-77"))
+    owner = await _account(base, ctx, "owner@example.com", "Anong")
+    async with httpx.AsyncClient(base_url=base) as http:
+        r = await http.post("/api/v1/devices", json={"serial": "FYCAM00077", "safety_code": "K7M2Q9", "name": "Garden"},
+                            headers=bearer(owner))
+        assert r.status_code == 201, r.text
+    device_id = r.json()["id"]
+    assert await live_snapshots.store_snapshot(ctx, device_id, 0, keyframe_jpeg(clip))
+    errors: list[str] = []
+    context, page = await _signed_in_page(browser, base, owner, errors)
+    try:
+        await page.goto(base + "/home")
+        img = page.locator(f'[data-device="{device_id}"] .device-cover img')
+        await img.wait_for(state="visible")
+        await page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=await img.element_handle())
+        assert await img.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [320, 240]
+        await shoot(page, "27-home-snapshot-card")
+        assert errors == []
+    finally:
+        await context.close()
