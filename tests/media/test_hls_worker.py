@@ -110,7 +110,9 @@ async def test_parts_and_init_segments_come_with_the_token_and_decode(client, ct
     body = await hls_url(client, f"/devices/{dev['id']}/live/0/hls?stream=sub", owner)
     base = body["url"].rsplit("/", 1)[0]
     async with camera(ctx, dev["id"], h264_clip, stream="sub"), httpx.AsyncClient(timeout=20) as http:
-        pl = parse_playlist((await http.get(f"{base}/playlist.m3u8")).text)
+        first = await http.get(f"{base}/playlist.m3u8", headers={"Origin": "http://app.example"})
+        assert first.headers["access-control-allow-origin"] == "*", "hls.js on another origin may read it"
+        pl = parse_playlist(first.text)
         assert pl["attrs"]["CAN-BLOCK-RELOAD"] == "YES" and pl["part_target"] <= 0.5
         # a blocking reload for the hinted part returns once it exists, then the part itself
         msn, part = (int(x) for x in pl["hint"].removeprefix("part/").removesuffix(".m4s").split("."))

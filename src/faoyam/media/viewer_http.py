@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 
 from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount
 
 from faoyam.media.hls import HlsOutputs
@@ -34,6 +35,13 @@ from faoyam.media.hub import StreamHubs
 from faoyam.media.live_http import LiveServer, Revoked
 from faoyam.media.snapshot import Snapshots
 from faoyam.media.snapshot_keeper import SnapshotKeeper, Store
+
+
+def _any_origin(app):
+    """HLS and snapshots readable from any page (hls.js on the web app's origin, a TV app's
+    web view): no cookies are involved — the token in the URL is the whole authorization,
+    and whoever holds the URL could fetch it anyway."""
+    return CORSMiddleware(app, allow_origins=["*"], allow_methods=["GET"], max_age=600)
 
 
 class ViewerHttp:
@@ -50,8 +58,8 @@ class ViewerHttp:
         self.keeper = (SnapshotKeeper(hubs, store, interval=snapshot_interval, scan=snapshot_scan)
                        if store is not None else None)
         self.app = Starlette(routes=[
-            Mount("/media/hls", hls_app(self.hls, self.access.hls)),
-            Mount("/media/snapshot", snapshot_app(self.snapshots, self.access.snapshot)),
+            Mount("/media/hls", _any_origin(hls_app(self.hls, self.access.hls))),
+            Mount("/media/snapshot", _any_origin(snapshot_app(self.snapshots, self.access.snapshot))),
             Mount("", self.live.app),  # /media/live/{token}
         ], lifespan=self._lifespan)
 
