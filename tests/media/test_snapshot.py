@@ -14,6 +14,8 @@ from PIL import Image
 from faoyam.media import ChannelId, StreamHubs
 from faoyam.media.hls_routes import snapshot_app
 from faoyam.media.snapshot import Snapshots
+from faoyam.media.snapshot_keeper import SnapshotKeeper
+from faoyam.media.testfeed import clip_tracks
 from faoyam.media.testvideo import read_barcode
 
 from .clipfeed import ClipFeeder
@@ -100,3 +102,36 @@ async def test_the_snapshot_route_checks_the_token_and_says_when_the_stream_is_d
         assert ok.status_code == 200 and ok.headers["content-type"] == "image/jpeg"
         assert Image.open(io.BytesIO(ok.content)).size == (200, 150)
         assert (await client.get("/t1.jpg?width=5")).status_code == 400
+
+
+async def test_the_cache_stays_bounded_whatever_widths_are_asked(h264_clip):
+    hubs = StreamHubs()
+    ClipFeeder(hubs.hub(CAM), h264_clip).feed_ms(1000)
+    snapshots = Snapshots(hubs.get, max_cached=8)
+    for width in range(16, 56, 2):  # twenty different sizes
+        assert await snapshots.jpeg(CAM, width=width)
+    assert len(snapshots._cache) <= 8
+    assert await snapshots.jpeg(CAM, width=54), "the newest are kept"
+
+
+async def test_a_keyframe_that_does_not_decode_is_a_503_and_the_keeper_keeps_nothing(h264_clip):
+    hubs = StreamHubs()
+    hub = hubs.hub(CAM)
+    hub.configure(clip_tracks(h264_clip, audio=False))
+    hub.add(0, 0, 0, True, b"\x00\x00\x00\x05\x65garbage-that-claims-to-be-an-IDR" * 4)  # a lying camera
+    hub.flush()
+    app = snapshot_app(Snapshots(hubs.get), {"t1": CAM}.get)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        r = await client.get("/t1.jpg")
+    assert r.status_code == 503 and r.json()["code"] == "snapshot-undecodable"
+    stored: list = []
+
+    async def store(stream, jpeg):
+        stored.append(stream)
+        return True
+
+    keeper = SnapshotKeeper(hubs, store, interval=60)
+    assert await keeper.pass_once() == 0 and stored == []
+    # a good keyframe later: kept (the failed one waits an interval, the next pass of a new keeper takes it)
+    ClipFeeder(hub, h264_clip).feed_ms(500)
+    assert await SnapshotKeeper(hubs, store, interval=60).pass_once() == 1 and stored == [CAM]

@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     media_http_port: int = 8081
     media_public_url: str | None = None  # e.g. "wss://media.example.com"
     media_token_seconds: int = 60
+    # LL-HLS (docs/live-view.md): a stream's HLS output stops this long after its last
+    # request; an HLS token, once used, stays valid while requests keep coming this often.
+    media_hls_idle_seconds: float = Field(30.0, gt=0)
+    # Home's card pictures: a running channel's latest keyframe is kept at most this often
+    # (0: never).
+    media_snapshot_seconds: float = Field(180.0, ge=0)
     # Live video (media role, docs/device-protocol.md "Media connection"): the RTMP port
     # devices push to (0: any free port), and the URL they are told to push to; unset, it
     # is rtmp://<media_rtmp_host or 127.0.0.1>:<bound port>/live.

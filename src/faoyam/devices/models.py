@@ -31,6 +31,9 @@ from faoyam.core.declarations import Expiry, Link, TablePrivacy, blob_kind, not_
 
 blob_kind("device_cover", "media", "B7", retention="device_binding", content_type="image/jpeg",
           description="cover picture of a device or channel chosen by its owner (re-encoded, metadata stripped)")
+blob_kind("live_snapshot", "media", "B4", retention="device_binding", content_type="image/jpeg",
+          description="the latest keyframe of a channel's live stream, written by the media worker at most every "
+                      "few minutes while the stream runs; shown on the device's card on Home")
 blob_kind("alarm_snapshot", "media", "B11", retention="7d", content_type="image/jpeg",
           description="picture a device took when it raised an alarm (kept 7 days)")
 
@@ -110,6 +113,10 @@ class Channel(Base):
     abilities: Mapped[list] = mapped_column(JSON, default=list, info=not_personal("channel capabilities"))
     name: Mapped[str | None] = mapped_column(String(64), info=_bound("device", "B6", "B7"))
     cover_key: Mapped[str | None] = mapped_column(String(200), info=_bound("media", "B7", blob="device_cover"))
+    # The card picture on Home (B4): replaced while the stream runs, gone with the binding.
+    snapshot_key: Mapped[str | None] = mapped_column(String(200), info=_bound("media", "B4", blob="live_snapshot"))
+    snapshot_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, info=_bound(
+        "media", "B4", note="when the last live snapshot was taken"))
 
 
 class DeviceAddress(Base):

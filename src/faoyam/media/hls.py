@@ -31,6 +31,7 @@ is in :mod:`faoyam.media.hls_routes`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -335,12 +336,24 @@ class HlsStream:
         self.hub = hub
         self.segmenter = HlsSegmenter(part_target=part_target, window=window)
         self.last_request = time.monotonic()
+        self.requests = 0  # being answered now (a blocking reload may wait seconds)
         self._on_end = on_end
         self.sub: Subscription = hub.subscribe(queue_bytes=HLS_QUEUE_BYTES, max_lags=1_000_000)
         self.task = asyncio.create_task(self._run(), name=f"hls {hub.stream}")
 
     def touch(self) -> None:
         self.last_request = time.monotonic()
+
+    @contextlib.contextmanager
+    def in_use(self):
+        """Around a request: an output is never idle while a client waits on it (the first
+        request of a stream waits for its first segment, a blocking reload for its part)."""
+        self.requests += 1
+        try:
+            yield self
+        finally:
+            self.requests -= 1
+            self.touch()
 
     async def _run(self) -> None:
         lags = 0
@@ -399,7 +412,7 @@ class HlsOutputs:
             await asyncio.sleep(min(self.idle_timeout / 4, 5.0))
             now = time.monotonic()
             for out in list(self.streams.values()):
-                if now - out.last_request > self.idle_timeout:
+                if not out.requests and now - out.last_request > self.idle_timeout:
                     log.info("hls: %s: no client for %.0f s, stopping", out.hub.stream, self.idle_timeout)
                     out.close()
 

@@ -31,6 +31,7 @@ from starlette.routing import Route
 
 from faoyam.core.errors import BadRequest, Forbidden, NotFound, Problem, Unavailable, problem_response
 from faoyam.media.hls import HlsOutputs, HlsSegmenter, HlsStream
+from faoyam.media.snapshot import SnapshotError
 
 Verify = Callable[[str], "Hashable | None | Awaitable[Hashable | None]"]
 
@@ -69,17 +70,24 @@ def _handle_problems(endpoint):
 def hls_app(outputs: HlsOutputs, verify: Verify) -> Starlette:
     """The LL-HLS routes as an ASGI app (mount it, e.g. at ``/media/hls``)."""
 
-    async def stream_for(request: Request) -> HlsStream:
-        out = outputs.get(await _verified(verify, request.path_params["token"]))
+    def serving(endpoint):
+        """Verify the token, find (or start) the stream's output, keep it in use meanwhile."""
+        async def wrapped(request: Request) -> Response:
+            out = outputs.get(await _verified(verify, request.path_params["token"]))
+            with out.in_use():
+                return await endpoint(request, out)
+        return _handle_problems(wrapped)
+
+    async def ready(out: HlsStream) -> HlsSegmenter:
         segmenter = out.segmenter
         # the first complete segment: clients that ignore parts (FFmpeg's, old players) cannot
         # start from a playlist without one. Costs at most a GOP, once per stream.
         if not await segmenter.wait(lambda: bool(segmenter.segments), FIRST_SEGMENT_TIMEOUT):
             raise Unavailable("The camera is not sending video yet.", code="stream-not-ready", retry_after=2)
-        return out
+        return segmenter
 
-    async def master(request: Request) -> Response:
-        seg = (await stream_for(request)).segmenter
+    async def master(request: Request, out: HlsStream) -> Response:
+        seg = await ready(out)
         video = next((t for t in seg.tracks if t.kind == "video"), None)
         codecs = ",".join(t.mime_codec for t in seg.tracks)
         resolution = f",RESOLUTION={video.width}x{video.height}" if video else ""
@@ -88,11 +96,11 @@ def hls_app(outputs: HlsOutputs, verify: Verify) -> Starlette:
                 "playlist.m3u8\n")
         return Response(body, media_type=PLAYLIST_TYPE, headers={"Cache-Control": "no-cache"})
 
-    async def playlist(request: Request) -> Response:
+    async def playlist(request: Request, out: HlsStream) -> Response:
         msn, part = _int_param(request, "_HLS_msn"), _int_param(request, "_HLS_part")
         if part is not None and msn is None:
             raise BadRequest("_HLS_part needs _HLS_msn", code="hls-bad-directive")
-        seg = (await stream_for(request)).segmenter
+        seg = await ready(out)
         if msn is not None:
             # RFC 8216bis 6.2.5.2: more than two segments ahead of the live edge is an error
             if msn > seg.last_msn + 2:
@@ -102,20 +110,18 @@ def hls_app(outputs: HlsOutputs, verify: Verify) -> Starlette:
         headers = {"Cache-Control": "max-age=60" if msn is not None else "no-cache"}
         return Response(seg.render(), media_type=PLAYLIST_TYPE, headers=headers)
 
-    async def plain(request: Request) -> Response:
-        seg = (await stream_for(request)).segmenter
+    async def plain(request: Request, out: HlsStream) -> Response:
+        seg = await ready(out)
         return Response(seg.render(low_latency=False), media_type=PLAYLIST_TYPE,
                         headers={"Cache-Control": "no-cache"})
 
-    async def init(request: Request) -> Response:
-        out = outputs.get(await _verified(verify, request.path_params["token"]))
+    async def init(request: Request, out: HlsStream) -> Response:
         data = out.segmenter.inits.get(request.path_params["n"])
         if data is None:
             raise NotFound("No such init segment.", code="hls-gone")
         return Response(data, media_type="video/mp4", headers={"Cache-Control": "max-age=3600"})
 
-    async def segment(request: Request) -> Response:
-        out = outputs.get(await _verified(verify, request.path_params["token"]))
+    async def segment(request: Request, out: HlsStream) -> Response:
         seg, msn = out.segmenter, request.path_params["msn"]
         if seg.current is not None and seg.current.msn == msn:
             await seg.wait(lambda: seg.has_part(msn, None), 3 * seg.target_duration)
@@ -124,8 +130,7 @@ def hls_app(outputs: HlsOutputs, verify: Verify) -> Starlette:
             raise NotFound("No such segment (not yet, or no longer).", code="hls-gone")
         return Response(found.data, media_type="video/iso.segment", headers={"Cache-Control": "max-age=60"})
 
-    async def part(request: Request) -> Response:
-        out = outputs.get(await _verified(verify, request.path_params["token"]))
+    async def part(request: Request, out: HlsStream) -> Response:
         seg, msn, index = out.segmenter, request.path_params["msn"], request.path_params["part"]
 
         def available() -> bool:
@@ -141,12 +146,12 @@ def hls_app(outputs: HlsOutputs, verify: Verify) -> Starlette:
                         headers={"Cache-Control": "max-age=60"})
 
     routes = [
-        Route("/{token}/master.m3u8", _handle_problems(master)),
-        Route("/{token}/playlist.m3u8", _handle_problems(playlist)),
-        Route("/{token}/plain.m3u8", _handle_problems(plain)),
-        Route("/{token}/init/{n:int}.mp4", _handle_problems(init)),
-        Route("/{token}/segment/{msn:int}.m4s", _handle_problems(segment)),
-        Route("/{token}/part/{msn:int}.{part:int}.m4s", _handle_problems(part)),
+        Route("/{token}/master.m3u8", serving(master)),
+        Route("/{token}/playlist.m3u8", serving(playlist)),
+        Route("/{token}/plain.m3u8", serving(plain)),
+        Route("/{token}/init/{n:int}.mp4", serving(init)),
+        Route("/{token}/segment/{msn:int}.m4s", serving(segment)),
+        Route("/{token}/part/{msn:int}.{part:int}.m4s", serving(part)),
     ]
     return Starlette(routes=routes)
 
@@ -159,7 +164,11 @@ def snapshot_app(snapshots, verify: Verify) -> Starlette:
         width = _int_param(request, "width")
         if width is not None and not 16 <= width <= 3840:
             raise BadRequest("width must be between 16 and 3840", code="snapshot-bad-width")
-        jpeg = await snapshots.jpeg(stream, width=width)
+        try:
+            jpeg = await snapshots.jpeg(stream, width=width)
+        except SnapshotError:
+            raise Unavailable("The camera's latest picture does not decode.", code="snapshot-undecodable",
+                              retry_after=5) from None
         if jpeg is None:
             raise Unavailable("This stream is not running.", code="stream-not-ready", retry_after=5)
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=1"})

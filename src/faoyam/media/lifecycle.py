@@ -23,12 +23,13 @@ import uvicorn
 
 from faoyam.core.context import Context
 from faoyam.devices import lifecycle as devices
+from faoyam.devices import live_snapshots
 from faoyam.devices.streaming import StreamDemand
 from faoyam.media.grants import devices_revocation
 from faoyam.media.hub import StreamHubs
 from faoyam.media.ids import ChannelId
-from faoyam.media.live_http import LiveServer
 from faoyam.media.rtmp_server import RtmpServer
+from faoyam.media.viewer_http import ViewerHttp
 
 log = logging.getLogger("faoyam.media")
 
@@ -50,14 +51,19 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-async def _serve_viewers(ctx: Context, hubs: StreamHubs) -> tuple[LiveServer, _EmbeddedServer, asyncio.Task]:
-    """The viewers' side of the media worker: the live WebSocket endpoint
-    (``/media/live/{token}``, docs/live-view.md) on ``media_http_host:media_http_port``.
-    Port 0 (tests) binds a free port, written back to this process's settings so the
-    pages it serves point at it."""
+async def _serve_viewers(ctx: Context, hubs: StreamHubs) -> tuple[ViewerHttp, _EmbeddedServer, asyncio.Task]:
+    """The viewers' side of the media worker (:mod:`faoyam.media.viewer_http`): live
+    WebSocket, LL-HLS and snapshots (docs/live-view.md) on ``media_http_host:media_http_port``,
+    and the keeper of Home's card pictures. Port 0 (tests) binds a free port, written back
+    to this process's settings so the pages it serves point at it."""
     s = ctx.settings
-    live = LiveServer(hubs, ctx.key, revoked=devices_revocation(ctx))
-    server = _EmbeddedServer(uvicorn.Config(live.app, host=s.media_http_host, port=s.media_http_port,
+
+    async def store(stream: ChannelId, jpeg: bytes) -> bool:
+        return await live_snapshots.store_snapshot(ctx, stream.device_id, stream.channel, jpeg)
+
+    viewers = ViewerHttp(hubs, ctx.key, revoked=devices_revocation(ctx), hls_idle=s.media_hls_idle_seconds,
+                         store=store, snapshot_interval=s.media_snapshot_seconds)
+    server = _EmbeddedServer(uvicorn.Config(viewers.app, host=s.media_http_host, port=s.media_http_port,
                                             log_config=None, access_log=False, lifespan="on",
                                             ws="websockets-sansio"))
     task = asyncio.create_task(server.serve(), name="media-http")
@@ -68,7 +74,7 @@ async def _serve_viewers(ctx: Context, hubs: StreamHubs) -> tuple[LiveServer, _E
         await asyncio.sleep(0.02)
     if not s.media_http_port:
         s.media_http_port = server.servers[0].sockets[0].getsockname()[1]
-    return live, server, task
+    return viewers, server, task
 
 
 _OWN_GATEWAY: set[int] = set()  # contexts whose gateway client this module started

@@ -87,11 +87,12 @@ class Snapshots:
     """Snapshot service of one media worker. ``hub_for(stream)`` gives the stream's hub."""
 
     def __init__(self, hub_for: Callable[[Hashable], StreamHub | None], *, max_age: float = 1.0,
-                 wait: float = 0.0, quality: int = 80):
+                 wait: float = 0.0, quality: int = 80, max_cached: int = 512):
         self.hub_for = hub_for
         self.max_age = max_age
         self.wait = wait
         self.quality = quality
+        self.max_cached = max_cached
         self.decodes = 0
         self._cache: dict[tuple[Hashable, int | None], _Cached] = {}
         self._inflight: dict[tuple[Hashable, int | None], asyncio.Future] = {}
@@ -131,6 +132,9 @@ class Snapshots:
         self.decodes += 1
         jpeg = await asyncio.to_thread(decode_keyframe, track, sample, width=width, quality=self.quality)
         self._cache[key] = _Cached(time.monotonic(), identity, jpeg)
+        if len(self._cache) > self.max_cached:  # many streams, or many widths asked: keep the newest
+            newest = sorted(self._cache.items(), key=lambda kv: kv[1].made_at)[-self.max_cached // 2:]
+            self._cache = dict(newest)
         return jpeg
 
     async def _await_keyframe(self, hub: StreamHub):

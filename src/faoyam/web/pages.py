@@ -28,12 +28,14 @@ from faoyam.core.errors import Forbidden
 from faoyam.core.http import client_ip
 from faoyam.core.ratelimit import Limit
 from faoyam.core.i18n import LANGUAGES
-from faoyam.web import device_pages, privacy_pages
+from faoyam.devices import live_snapshots
+from faoyam.web import device_pages, media_pages, privacy_pages
 from faoyam.web.deps import page_user
 from faoyam.web.templating import LANG_COOKIE, STATIC_DIR, page_language, render
 
 router = APIRouter(include_in_schema=False)
 router.include_router(device_pages.router)
+router.include_router(media_pages.router)
 router.include_router(privacy_pages.router)
 
 
@@ -188,7 +190,10 @@ async def reset_page(request: Request, user: CurrentUser | None = Depends(option
 async def home(request: Request, user: CurrentUser = Depends(page_user), ctx: Context = Depends(get_ctx)):
     profile = await _profile(ctx, user)
     data = await device_pages.home_data(ctx, user)
-    return render(request, "home.html", nav="home", profile=profile, **data)
+    # A card shows its cover if the owner set one, else the channel's last live snapshot
+    # (through an authorized route, devices/_list.html), else the kind's icon.
+    snapshots = await live_snapshots.card_snapshots(ctx, data["devices"])
+    return render(request, "home.html", nav="home", profile=profile, snapshots=snapshots, **data)
 
 
 @router.get("/messages")
