@@ -48,7 +48,7 @@ from faoyam.media.testvideo import Clip, cached_clip  # noqa: E402
 from faoyam.media.transcode import Transcoders  # noqa: E402
 
 CAM = ChannelId("bench", 0, "main")
-BITRATES = {1080: 4_000_000, 720: 2_000_000}
+BITRATES = {1080: 4_000_000, 720: 2_000_000, 360: 1_000_000}
 
 
 async def drain(sub) -> int:
