@@ -12,7 +12,10 @@ app in a thread with its own loop and database connection (another process in pr
 the camera agents in the test's loop talking to both over real sockets. Checked per camera:
 the live player plays (currentTime advances, decoded frames increase, the picture changes,
 no MSE error), it got H.264 — the camera's own stream, its sub-stream, or the transcode, as
-``media.stream_choice`` decides — and leaving stops the push (and the transcode).
+``media.stream_choice`` decides — and leaving stops the push (and the transcode). Two more
+cases prove the player's fallback: an H.265 camera whose configuration does not say so, and
+a browser that claims HEVC (``isTypeSupported``) whose decoder then refuses it — both end up
+on the transcode, without an error.
 """
 
 from __future__ import annotations
@@ -90,11 +93,27 @@ def web(ctx, settings, service):
     thread.join(15)
 
 
+class UnannouncedH265(SyntheticSource):
+    """An H.265 camera whose configuration does not say so (it keeps the agent's default
+    ``mainStream`` of H.264), like a bridged or misconfigured one."""
+
+    def stream_config(self) -> dict:
+        return {}
+
+
+# A browser that says it plays HEVC but whose decoder refuses it (isTypeSupported lies).
+CLAIMS_HEVC = """(() => { const real = MediaSource.isTypeSupported.bind(MediaSource);
+  MediaSource.isTypeSupported = (type) => /hvc1|hev1/.test(type) || real(type); })();"""
+
 CAMERAS = [
-    # (name, camera, stream pushed, the hub the viewer reads, picture size in the browser)
-    ("H.264", SyntheticSource(codec="h264"), (0, 0), "main", (320, 240)),
-    ("H.265 + H.264 sub-stream", SyntheticSource(codec="h265", sub_codec="h264"), (0, 1), "sub", (160, 128)),
-    ("H.265 only", SyntheticSource(codec="h265", sub_codec=None), (0, 0), "main.h264", (320, 240)),
+    # (name, camera, browser init script, stream pushed, the hub the viewer reads, picture size)
+    ("H.264", SyntheticSource(codec="h264"), None, (0, 0), "main", (320, 240)),
+    ("H.265 + H.264 sub-stream", SyntheticSource(codec="h265", sub_codec="h264"), None, (0, 1), "sub", (160, 128)),
+    ("H.265 only", SyntheticSource(codec="h265", sub_codec=None), None, (0, 0), "main.h264", (320, 240)),
+    # the player's fallback: what arrived did not play, so it asks again with fallback=1
+    ("H.265 not announced", UnannouncedH265(codec="h265", sub_codec=None), None, (0, 0), "main.h264", (320, 240)),
+    ("H.265 only, browser claims HEVC", SyntheticSource(codec="h265", sub_codec=None), CLAIMS_HEVC, (0, 0),
+     "main.h264", (320, 240)),
 ]
 
 
@@ -103,14 +122,16 @@ async def test_h264_and_h265_cameras_play_in_chromium_through_the_whole_stack(ct
     live = service.live_server[0]
     async with httpx.AsyncClient(base_url=web) as api:
         owner = await register(api, ctx, email="owner@example.com", nickname="Owner")
-        context = await browser.new_context(locale="en-US")
-        await context.add_cookies([{"name": "faoyam_session", "value": owner["token"], "url": web}])
         errors: list[str] = []
         timings = []
-        for name, camera, pushed, served, size in CAMERAS:
+        for name, camera, script, pushed, served, size in CAMERAS:
             ident = await new_device(service, "camera")
             agent = await online(service, ident, media=camera)
             device_id = await bind(service, ident, owner["user_id"])
+            context = await browser.new_context(locale="en-US")
+            await context.add_cookies([{"name": "faoyam_session", "value": owner["token"], "url": web}])
+            if script:
+                await context.add_init_script(script)
             page = await context.new_page()
             page.on("pageerror", lambda e: errors.append(str(e)))
             t0 = time.monotonic()
@@ -124,7 +145,9 @@ async def test_h264_and_h265_cameras_play_in_chromium_through_the_whole_stack(ct
             await page.wait_for_function(PICTURE_CHANGED, arg=picture, timeout=10000, polling=50)
             stats = await page.evaluate(STATS)
             assert stats["errors"] == [] and 'codecs="avc1.' in stats["mime"], (name, stats)
-            assert stats["hevc"] is False, "Debian's Chromium does not play HEVC (FACTS.md)"
+            assert stats["hevc"] is bool(script), "Debian's Chromium does not play HEVC (FACTS.md)"
+            fell_back = isinstance(camera, UnannouncedH265) or bool(script)
+            assert stats["stream"] == (served if fell_back else None), (name, stats)  # None: the page's URL
             # what the service did for it: the stream the device was asked for, the hub read
             assert set(agent.pushers) == {pushed}, name
             stream = ChannelId(device_id, 0, served)
@@ -134,7 +157,7 @@ async def test_h264_and_h265_cameras_play_in_chromium_through_the_whole_stack(ct
             assert transcoding == served.endswith(".h264"), name
             transcoder = live.transcoders.running.get(ChannelId(device_id, 0, "main"))
 
-            await page.close()  # the viewer leaves: the transcode and the push stop
+            await context.close()  # the viewer leaves: the transcode and the push stop
             await eventually(lambda: not live.sessions, 10)
             assert not live.transcoders.running
             if transcoder is not None:
@@ -142,7 +165,6 @@ async def test_h264_and_h265_cameras_play_in_chromium_through_the_whole_stack(ct
                 assert transcoder.frames_out > 0 and transcoder.frames_in >= transcoder.frames_out
             await eventually(lambda a=agent: not a.pushers, 15)
             await agent.stop()
-        await context.close()
     assert errors == []
     print("\nB4 Chromium, full stack: page open → playing: "
           + ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in timings))

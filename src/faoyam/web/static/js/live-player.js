@@ -200,18 +200,8 @@
         this.fail("unsupported", t("Your browser does not support live video (Media Source Extensions)."));
         return;
       }
-      if (!MediaSource.isTypeSupported(msg.mime)) {
-        if (!this.fallback) { // e.g. HEVC the device did not announce: the server picks again
-          this.fallback = true;
-          this.switching = true;
-          this.mime = null;
-          this.ws?.close();
-          return;
-        }
-        const codec = (msg.tracks || []).map((tr) => tr.codec).join(", ") || msg.mime;
-        this.fail("unsupported", t("This browser cannot play this camera's video format ({codec}).", { codec }));
-        return;
-      }
+      this.codecs = (msg.tracks || []).map((tr) => tr.codec).join(", ") || msg.mime;
+      if (!MediaSource.isTypeSupported(msg.mime)) { this.cannotPlay(); return; }
       this.stats.inits++;
       this.stats.mime = msg.mime;
       if (this.sb && this.mime !== msg.mime) {
@@ -220,6 +210,20 @@
       }
       this.mime = msg.mime;
       if (!this.ms) this.openMedia(msg.mime);
+    }
+
+    /* What arrived does not play here (e.g. HEVC the device did not announce): ask the web
+       app once more with fallback=1 (it then sends H.264: the sub-stream or the transcode),
+       and if that does not play either, say which codec this browser cannot play. */
+    cannotPlay() {
+      if (this.fallback) {
+        this.fail("unsupported", t("This browser cannot play this camera's video format ({codec}).", { codec: this.codecs }));
+        return;
+      }
+      this.fallback = true;
+      this.mime = null;
+      if (this.ws) { this.switching = true; this.ws.close(); } // onClose reconnects at once
+      else { this.resetMedia(); this.connect(); }
     }
 
     /* Media Source --------------------------------------------------------------- */
@@ -237,7 +241,11 @@
           sb.addEventListener("updateend", () => { if (this.sb === sb) this.afterUpdate(); });
           sb.addEventListener("error", () => { if (this.sb === sb) this.mediaError("SourceBuffer error"); });
           this.sb = sb;
-        } catch (e) { this.mediaError(e); return; }
+        } catch (e) {
+          // isTypeSupported said yes, the decoder says no (an HEVC profile it lacks)
+          if (e.name === "NotSupportedError") this.cannotPlay(); else this.mediaError(e);
+          return;
+        }
         this.pump();
       }, { once: true });
       this.video.src = objectUrl;
