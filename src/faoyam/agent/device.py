@@ -99,6 +99,7 @@ class DeviceAgent:
         self.connected = asyncio.Event()
         self.config: dict[str, Any] = {"motionDetect": True, "nightVision": "auto", "timezone": "Asia/Bangkok",
                                        "dst": False, "mainStream": {"codec": "h264", "resolution": "1920x1080"}}
+        self.config.update(self.media.stream_config())  # what it streams, as the cloud should know
         self.ptz = {c: {"h": 0.0, "v": 0.0, "z": 0.0} for c in range(identity.channels)}
         self.streaming: set[tuple[int, int]] = set()
         self.pushers: dict[tuple[int, int], StreamPusher] = {}  # (channel, stream) -> its RTMP push
@@ -363,6 +364,8 @@ class DeviceAgent:
         stream = int(params.get("stream", 0))
         if stream not in (0, 1):
             raise CommandError("bad-params", "stream is 0 (main) or 1 (sub)")
+        if name == "start_stream" and not self.media.has_stream(stream):
+            raise CommandError("not-supported", "this camera has no sub-stream")
         key = (ch, stream)
         old = self.pushers.pop(key, None)
         if old is not None:
@@ -376,7 +379,8 @@ class DeviceAgent:
             self.streaming.add(key)
         else:
             self.streaming.discard(key)
-        return {"channel": ch, "stream": stream, "codec": getattr(self.media, "codec", "h264"),
+        codec = getattr(self.media, "sub_codec" if stream else "codec", None) or getattr(self.media, "codec", "h264")
+        return {"channel": ch, "stream": stream, "codec": codec,
                 "streaming": key in self.streaming}
 
     async def stop_pushing(self) -> None:

@@ -60,6 +60,17 @@ class MediaSource(ABC):
         """What ``start_stream`` pushes for this channel stream, looped."""
         raise NotImplementedError
 
+    def has_stream(self, stream: int) -> bool:
+        """Whether the device has this stream (0 main, 1 sub): ``start_stream`` for one it
+        lacks is refused."""
+        return True
+
+    def stream_config(self) -> dict:
+        """What the device reports about its streams in its configuration
+        (``mainStream``/``subStream``: codec and resolution; docs/device-protocol.md), or
+        ``{}`` when it cannot tell before streaming."""
+        return {}
+
     async def push(self, publisher: RtmpPublisher, channel: int, stream: int, stop: asyncio.Event) -> int:
         """Feed one connected publisher until ``stop`` (or ``ConnectionError``); returns the
         packets sent. Default: :meth:`clip` looped at real-time rate."""
@@ -75,22 +86,53 @@ def _jpeg(img: Image.Image, quality: int = 80) -> bytes:
     return buf.getvalue()
 
 
+SAME = "same"  # SyntheticSource(sub_codec=SAME): the sub-stream in the main stream's codec
+STREAM_SIZES = {0: (320, 240), 1: (160, 128)}  # of the pushed clips: main, sub
+
+
 class SyntheticSource(MediaSource):
-    """A moving test picture per channel, with the channel name and the time on it."""
+    """A moving test picture per channel, with the channel name and the time on it.
+
+    ``codec``: the main stream's, ``"h264"`` or ``"h265"``; ``sub_codec``: the sub-stream's
+    (default: the same), or None for a camera without one. The variants real cameras come
+    in::
+
+        SyntheticSource(codec="h264")                   # H.264 main and sub
+        SyntheticSource(codec="h265", sub_codec="h264")  # H.265 main, H.264 sub-stream
+        SyntheticSource(codec="h265", sub_codec=None)    # H.265 only
+    """
 
     def __init__(self, width: int = 640, height: int = 360, names: list[str] | None = None, fps: int = 15,
-                 codec: str = "h264"):
+                 codec: str = "h264", sub_codec: str | None = SAME):
         self.width, self.height, self.fps = width, height, fps
         self.names = names or []
-        self.codec = codec  # of the pushed video: "h264" or "h265"
+        self.codec = codec  # of the pushed main stream: "h264" or "h265"
+        self.sub_codec = codec if sub_codec == SAME else sub_codec
         self._clips: dict[int, Clip] = {}
+
+    def has_stream(self, stream: int) -> bool:
+        return stream == 0 or (stream == 1 and self.sub_codec is not None)
+
+    def stream_config(self) -> dict:
+        def entry(codec: str, stream: int) -> dict:
+            width, height = STREAM_SIZES[stream]
+            return {"codec": codec, "resolution": f"{width}x{height}"}
+
+        config = {"mainStream": entry(self.codec, 0)}
+        if self.sub_codec is not None:
+            config["subStream"] = entry(self.sub_codec, 1)
+        return config
 
     async def clip(self, channel: int = 0, stream: int = 0) -> Clip:
         """The pre-encoded test clip (moving box in known motion intervals, frame-number
         bar code), encoded once per machine and cached; the sub-stream is smaller."""
         if stream not in self._clips:
-            size = {"width": 320, "height": 240} if stream == 0 else {"width": 160, "height": 128}
-            self._clips[stream] = await asyncio.to_thread(cached_clip, codec=self.codec, seconds=4.0, **size)
+            if not self.has_stream(stream):
+                raise ValueError(f"this camera has no stream {stream}")
+            width, height = STREAM_SIZES[stream]
+            codec = self.codec if stream == 0 else self.sub_codec
+            self._clips[stream] = await asyncio.to_thread(cached_clip, codec=codec, seconds=4.0, width=width,
+                                                          height=height)
         return self._clips[stream]
 
     def frame(self, channel: int = 0, t: float | None = None) -> np.ndarray:

@@ -107,25 +107,36 @@ def make_cameras(n: int, *, seed: int | None = None) -> list[Identity]:
     return [make_identity("camera", rng) for _ in range(n)]
 
 
-def stream_codecs(identities: list[Identity]) -> list[str]:
-    """What each simulated device pushes: H.264, except the second camera of the fleet,
-    which pushes H.265 (so the H.265 path is always exercised where there are two)."""
+StreamCodecs = tuple[str, str | None]  # (main stream's codec, sub-stream's or None: no sub-stream)
+H264: StreamCodecs = ("h264", "h264")
+H265_WITH_H264_SUB: StreamCodecs = ("h265", "h264")
+H265_ONLY: StreamCodecs = ("h265", None)
+
+
+def stream_codecs(identities: list[Identity]) -> list[StreamCodecs]:
+    """What each simulated device pushes: H.264 main and sub-stream, except that the second
+    camera of the fleet is H.265 with an H.264 sub-stream and the third H.265 only — so both
+    H.265 paths of the browser view (sub-stream, transcode) are exercised where there are
+    cameras enough."""
     cameras = [i for i, ident in enumerate(identities) if ident.kind == "camera"]
-    h265 = cameras[1] if len(cameras) > 1 else None
-    return ["h265" if i == h265 else "h264" for i in range(len(identities))]
+    special = dict(zip(cameras[1:3], (H265_WITH_H264_SUB, H265_ONLY), strict=False))
+    return [special.get(i, H264) for i in range(len(identities))]
 
 
 class Simulator:
     def __init__(self, identities: list[Identity], host: str, port: int, *, heartbeat_s: float | None = None,
-                 protocol: int = 4, state_file: Path | None = None, keepalive: int = 60):
+                 protocol: int = 4, state_file: Path | None = None, keepalive: int = 60,
+                 codecs: list[StreamCodecs] | None = None):
+        """``codecs``: each device's (main, sub-stream) codecs, default :func:`stream_codecs`.
+        A device reports them in its configuration (``mainStream``/``subStream``), which is
+        how the cloud knows what a browser can be sent."""
         self.state_file = state_file
         self.host, self.port = host, port  # the broker the devices speak to
+        codecs = stream_codecs(identities) if codecs is None else codecs
         self.agents = [DeviceAgent(i, host, port, heartbeat_s=heartbeat_s, protocol=protocol, keepalive=keepalive,
                                    on_change=self._save if state_file else None,
-                                   media=SyntheticSource(names=list(i.channel_names), codec=codec))
-                       for i, codec in zip(identities, stream_codecs(identities), strict=True)]
-        for a in self.agents:
-            a.config["mainStream"] = {**a.config["mainStream"], "codec": a.media.codec}
+                                   media=SyntheticSource(names=list(i.channel_names), codec=main, sub_codec=sub))
+                       for i, (main, sub) in zip(identities, codecs, strict=True)]
         self.by_serial = {a.serial: a for a in self.agents}
         for a in self.agents:  # a doorbell's ring also rings its chime
             if a.id.paired_with and a.id.paired_with in self.by_serial:

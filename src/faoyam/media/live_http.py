@@ -13,7 +13,11 @@ sends what the hub hands over:
    message (batched writes: a viewer that keeps up gets one message per fragment, one that
    fell behind a little catches up in one write).
 
-A codec or resolution change repeats 1 and 2. The connection is closed with a code that
+A codec or resolution change repeats 1 and 2. A token for a transcoded stream
+(``…/main.h264``, chosen by the web app for a browser without HEVC, see
+:mod:`faoyam.media.stream_choice`) is served from :class:`~faoyam.media.transcode.Transcoders`:
+the first such viewer starts the H.265 → H.264 transcode (in a worker thread), the last
+one to leave stops it. The connection is closed with a code that
 tells the player what to do (see :class:`Close`): retry with a fresh token, wait for the
 camera, or give up and say why.
 
@@ -41,6 +45,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from faoyam.media.hub import StreamHubs, Subscription
 from faoyam.media.tokens import MediaGrant, ReplayGuard, TokenError, verify
 from faoyam.media.tracks import Track
+from faoyam.media.transcode import Transcoders, transcoded_source
 
 log = logging.getLogger(__name__)
 
@@ -110,12 +115,15 @@ class LiveServer:
 
     ``secret_key``: the settings' secret (tokens are checked with it). ``revoked``: the
     devices domain's re-check of a grant. ``app`` is the ASGI application to serve.
+    ``transcoders``: the on-demand H.264 versions of H.265 streams (one per process, over
+    the same hubs, made here unless given).
     """
 
     def __init__(self, hubs: StreamHubs, secret_key: bytes, *, revoked: Revoked | None = None,
                  poll_interval: float = 0.5, start_timeout: float = DEFAULT_START_TIMEOUT,
-                 viewer_queue_bytes: int = DEFAULT_VIEWER_QUEUE_BYTES):
+                 viewer_queue_bytes: int = DEFAULT_VIEWER_QUEUE_BYTES, transcoders: Transcoders | None = None):
         self.hubs = hubs
+        self.transcoders = transcoders or Transcoders(hubs.hub)
         self.secret_key = secret_key
         self.revoked = revoked or _never_revoked
         self.poll_interval = poll_interval
@@ -141,6 +149,7 @@ class LiveServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
             self._poller = None
+        await self.transcoders.close()
 
     # -- one viewer --
     async def _endpoint(self, ws: WebSocket) -> None:
@@ -158,8 +167,13 @@ class LiveServer:
         if await self._is_revoked(grant):
             await self._refuse(ws, Close.FORBIDDEN, "revoked")
             return
-        hub = self.hubs.hub(grant.channel)
-        sub = hub.subscribe(queue_bytes=self.viewer_queue_bytes)
+        source = transcoded_source(grant.channel)
+        if source is not None:  # a browser without HEVC, a camera without an H.264 sub-stream
+            sub = self.transcoders.subscribe(source, queue_bytes=self.viewer_queue_bytes)
+            hub = sub.hub
+        else:
+            hub = self.hubs.hub(grant.channel)
+            sub = hub.subscribe(queue_bytes=self.viewer_queue_bytes)
         session = LiveSession(grant, sub)
         self.sessions.add(session)
         self._ensure_poller()

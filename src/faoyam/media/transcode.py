@@ -42,12 +42,25 @@ _STOP = object()
 _TIME_BASE = Fraction(1, VIDEO_TIMESCALE)
 
 
+TRANSCODED_SUFFIX = ".h264"  # "main.h264": the H.264 version of the channel's main stream
+
+
 def h264_stream_of(stream: Hashable) -> Hashable:
     """The id of the transcoded hub of ``stream`` (``ChannelId(d, c, "main")`` →
     ``ChannelId(d, c, "main.h264")``)."""
     if isinstance(stream, ChannelId):
-        return ChannelId(stream.device_id, stream.channel, f"{stream.stream}.h264")
+        return ChannelId(stream.device_id, stream.channel, f"{stream.stream}{TRANSCODED_SUFFIX}")
     return (stream, "h264")
+
+
+def transcoded_source(stream: ChannelId) -> ChannelId | None:
+    """The camera stream a transcoded stream id is made from (``…/main.h264`` → ``…/main``),
+    or None for a stream the camera pushes itself. A media token names the stream the viewer
+    watches; this is how the live server knows to subscribe through :class:`Transcoders`."""
+    name = stream.stream
+    if not name.endswith(TRANSCODED_SUFFIX) or len(name) == len(TRANSCODED_SUFFIX):
+        return None
+    return ChannelId(stream.device_id, stream.channel, name[:-len(TRANSCODED_SUFFIX)])
 
 
 class Transcoder:

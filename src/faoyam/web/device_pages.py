@@ -24,10 +24,12 @@ from faoyam.core.errors import Gone, NotFound, Problem
 from faoyam.core.http import CSP
 from faoyam.devices import authz
 from faoyam.devices import service as devices
+from faoyam.devices.channel_streams import channel_streams
 from faoyam.devices.links import live_link
 from faoyam.media.grants import link_grant, user_grant
 from faoyam.media.ids import ChannelId
 from faoyam.devices.schemas import AlarmOut, DeviceOut
+from faoyam.media.stream_choice import browser_stream
 from faoyam.media.tokens import mint
 from faoyam.web.deps import page_user
 from faoyam.web.templating import page_language, render
@@ -38,6 +40,10 @@ DeviceId = Path(..., max_length=64)
 ChannelIndex = Path(..., ge=0, le=255)
 StreamName = Query("main", pattern="^(main|sub)$")
 LinkToken = Path(..., max_length=128)
+# What the player says about itself (live-player.js): it plays HEVC; it could not play what
+# it was sent (the device's report of its codecs was wrong or missing).
+PlaysHevc = Query(False)
+Fallback = Query(False)
 
 
 @lru_cache(maxsize=1)
@@ -160,6 +166,12 @@ async def share_link_page(request: Request, token: str = Path(..., max_length=12
 # watch (owner, a share with "live", a share link), mints a signed one-use media URL for
 # the media worker, and hands it to static/js/live-player.js. The player asks the ``…/url``
 # route for a fresh URL whenever it reconnects, which checks authorization again.
+#
+# The URL also decides *which* stream the viewer gets (media.stream_choice): an H.265 camera
+# is sent as it is only to a browser that said it plays HEVC (``hevc=1``); others get the
+# camera's H.264 sub-stream, or the media worker's on-demand transcode. The page's first URL
+# assumes no HEVC (it works everywhere); an HEVC browser asks again when it mattered
+# (``data-hevc-choice``).
 
 def media_base_url(request: Request, ctx: Context) -> str:
     """Where browsers reach the media worker: the setting, else the page's host name on the
@@ -186,24 +198,36 @@ def _live_response(request: Request, ctx: Context, response):
 
 def media_url(request: Request, ctx: Context, channel: ChannelId, grant: str) -> dict[str, Any]:
     token = mint(ctx.key, channel, grant, ttl=ctx.settings.media_token_seconds)
-    return {"url": f"{media_base_url(request, ctx)}/media/live/{token}", "expires_in": ctx.settings.media_token_seconds}
+    return {"url": f"{media_base_url(request, ctx)}/media/live/{token}", "expires_in": ctx.settings.media_token_seconds,
+            "stream": channel.stream}
+
+
+async def chosen_stream(ctx: Context, device_id: str, channel: int, stream: str, *, hevc: bool = False,
+                        fallback: bool = False) -> tuple[ChannelId, bool]:
+    """The stream to mint for (after authorization), and whether the browser's HEVC support
+    changed the choice (then an HEVC browser should ask with ``hevc=1``)."""
+    codecs = await channel_streams(ctx, device_id, channel)
+    name = browser_stream(stream, codecs, hevc=hevc, fallback=fallback)
+    return ChannelId(device_id, channel, name), (name != stream and not fallback)
 
 
 def _no_store(body: dict[str, Any]) -> JSONResponse:
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
-def _tile(device, channel, url_endpoint: str, initial: dict[str, Any], stream: str) -> dict[str, Any]:
+def _tile(device, channel, url_endpoint: str, initial: dict[str, Any], stream: str,
+          hevc_choice: bool = False) -> dict[str, Any]:
     many = len(device.channels) > 1
     name = device.name or device.model
     return {"device": device, "channel": channel, "url_endpoint": url_endpoint, "initial_url": initial["url"],
             "stream": stream, "title": f"{name} · {channel.name}" if many and channel.name else name,
-            "channel_label": channel.name if many else None}
+            "channel_label": channel.name if many else None, "hevc_choice": hevc_choice}
 
 
-def _user_tile(request: Request, ctx: Context, user: CurrentUser, device, channel, stream: str) -> dict[str, Any]:
-    initial = media_url(request, ctx, ChannelId(device.id, channel.index, stream), user_grant(user.id))
-    return _tile(device, channel, f"/devices/{device.id}/live/{channel.index}/url", initial, stream)
+async def _user_tile(request: Request, ctx: Context, user: CurrentUser, device, channel, stream: str) -> dict[str, Any]:
+    chosen, hevc_choice = await chosen_stream(ctx, device.id, channel.index, stream)
+    initial = media_url(request, ctx, chosen, user_grant(user.id))
+    return _tile(device, channel, f"/devices/{device.id}/live/{channel.index}/url", initial, stream, hevc_choice)
 
 
 @router.get("/live")
@@ -215,7 +239,7 @@ async def live_grid_page(request: Request, user: CurrentUser = Depends(page_user
     for device in await devices.list_devices(ctx, user.id):
         if "live" in device.permissions and device.kind != "chime":
             for channel in device.channels:
-                tiles.append(_user_tile(request, ctx, user, device, channel, stream))
+                tiles.append(await _user_tile(request, ctx, user, device, channel, stream))
     return _live_response(request, ctx, render(request, "devices/live_grid.html", nav="home", tiles=tiles,
                                                 **_common(ctx)))
 
@@ -231,17 +255,20 @@ async def live_page(request: Request, device_id: str = DeviceId, channel: int = 
     ch = next((c for c in device.channels if c.index == channel), None)
     if ch is None:
         return _not_found(request)
-    tile = _user_tile(request, ctx, user, device, ch, stream)
+    tile = await _user_tile(request, ctx, user, device, ch, stream)
     return _live_response(request, ctx, render(request, "devices/live.html", nav="home", tile=tile,
                                                 back=f"/devices/{device_id}", **_common(ctx)))
 
 
 @router.get("/devices/{device_id}/live/{channel}/url")
 async def live_url(request: Request, device_id: str = DeviceId, channel: int = ChannelIndex, stream: str = StreamName,
+                   hevc: bool = PlaysHevc, fallback: bool = Fallback,
                    user: CurrentUser = Depends(current_user), ctx: Context = Depends(get_ctx)):
-    """A fresh media URL for the player (JSON); 404/403 problem details when not allowed."""
+    """A fresh media URL for the player (JSON: ``url``, ``expires_in``, and the ``stream`` it
+    opens); 404/403 problem details when not allowed."""
     await authz.require(ctx, user.id, device_id, "live", channel)
-    return _no_store(media_url(request, ctx, ChannelId(device_id, channel, stream), user_grant(user.id)))
+    chosen, _ = await chosen_stream(ctx, device_id, channel, stream, hevc=hevc, fallback=fallback)
+    return _no_store(media_url(request, ctx, chosen, user_grant(user.id)))
 
 
 @router.get("/s/{token}/live/{channel}")
@@ -257,9 +284,10 @@ async def link_live_page(request: Request, token: str = LinkToken, channel: int 
     ch = next((c for c in view.channels if c.index == channel), None)
     if ch is None:  # named by the link, but no longer on the device
         return render(request, "devices/link.html", status_code=404, view=None, expired=False, **_common(ctx))
-    initial = media_url(request, ctx, ChannelId(device_id, channel, stream), link_grant(link_id))
+    chosen, hevc_choice = await chosen_stream(ctx, device_id, channel, stream)
+    initial = media_url(request, ctx, chosen, link_grant(link_id))
     device = {"id": device_id, "name": view.device_name, "model": "", "channels": view.channels, "kind": view.kind}
-    tile = _tile(SimpleNamespace(**device), ch, f"/s/{token}/live/{channel}/url", initial, stream)
+    tile = _tile(SimpleNamespace(**device), ch, f"/s/{token}/live/{channel}/url", initial, stream, hevc_choice)
     response = render(request, "devices/live.html", tile=tile, back=f"/s/{token}", **_common(ctx))
     response.headers["Referrer-Policy"] = "no-referrer"  # the link token is in the address
     return _live_response(request, ctx, response)
@@ -267,6 +295,8 @@ async def link_live_page(request: Request, token: str = LinkToken, channel: int 
 
 @router.get("/s/{token}/live/{channel}/url")
 async def link_live_url(request: Request, token: str = LinkToken, channel: int = ChannelIndex,
-                        stream: str = StreamName, ctx: Context = Depends(get_ctx)):
+                        stream: str = StreamName, hevc: bool = PlaysHevc, fallback: bool = Fallback,
+                        ctx: Context = Depends(get_ctx)):
     link_id, device_id = await live_link(ctx, token, channel)
-    return _no_store(media_url(request, ctx, ChannelId(device_id, channel, stream), link_grant(link_id)))
+    chosen, _ = await chosen_stream(ctx, device_id, channel, stream, hevc=hevc, fallback=fallback)
+    return _no_store(media_url(request, ctx, chosen, link_grant(link_id)))

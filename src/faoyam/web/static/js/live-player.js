@@ -15,8 +15,10 @@
  *     it can and tries again, and starts over if nothing can go;
  *   - a new init segment with another codec uses SourceBuffer.changeType (or a new
  *     MediaSource where changeType does not exist);
- *   - a codec the browser cannot play (HEVC in Chromium) is said plainly, after trying
- *     the camera's sub-stream once;
+ *   - it tells the web app whether it plays HEVC (hevc=1|0 on the URL request), which then
+ *     picks the stream: an H.265 camera as it is, or its H.264 sub-stream, or the media
+ *     worker's H.264 transcode (docs/live-view.md); if what arrives still does not play,
+ *     it asks once more with fallback=1, then says plainly which codec it cannot play;
  *   - it reconnects with backoff and a fresh URL from data-url-endpoint (the web app
  *     checks authorization again); it stops for good when access was revoked.
  * Sound is off at first (browsers allow muted autoplay); a button turns it on.
@@ -33,6 +35,10 @@
   const CATCH_UP = 0.5;         // s behind: play 10 % faster until back under it
   const KEEP_BEHIND = 6;        // s of buffer kept behind the playback position
   const BACKOFF = [0.5, 1, 2, 4, 8, 15, 30]; // s, with ±25 % jitter
+  // HEVC as cameras send it (Main profile, level 3.1–5.1; hvc1 and hev1 sample entries)
+  const HEVC_TYPES = ['video/mp4; codecs="hvc1.1.6.L93.B0"', 'video/mp4; codecs="hev1.1.6.L93.B0"',
+    'video/mp4; codecs="hvc1.1.6.L153.B0"'];
+  const playsHevc = () => !!window.MediaSource && HEVC_TYPES.some((type) => MediaSource.isTypeSupported(type));
 
   function concat(parts) {
     if (parts.length === 1) return parts[0];
@@ -51,7 +57,11 @@
       this.endpoint = root.dataset.urlEndpoint;
       this.nextUrl = root.dataset.initialUrl || null;
       this.stream = root.dataset.stream || "main";
-      this.triedSub = this.stream !== "main";
+      this.hevc = playsHevc();
+      // the page's first URL assumed no HEVC; a browser that plays it asks for the camera's own
+      if (this.hevc && "hevcChoice" in root.dataset) this.nextUrl = null;
+      this.fallback = false;   // set once what was sent did not play: the server picks again
+      this.served = null;      // the stream the last fetched URL opens (main, sub, main.h264 …)
       this.ws = null;
       this.ms = null;
       this.sb = null;
@@ -59,7 +69,8 @@
       this.queue = [];         // Uint8Array chunks and {changeType: mime} markers, in order
       this.attempt = 0;
       this.stopped = false;
-      this.stats = { messages: 0, bytes: 0, jumps: 0, quota: 0, inits: 0, connects: 0, removed: 0, errors: [] };
+      this.stats = { messages: 0, bytes: 0, jumps: 0, quota: 0, inits: 0, connects: 0, removed: 0, errors: [],
+        hevc: this.hevc, stream: null, mime: null };
       root.livePlayer = this;  // for tests and the curious: el.livePlayer.stats, .liveLag()
       this.bindControls();
       this.video.addEventListener("playing", () => { this.attempt = 0; this.setState("playing", ""); });
@@ -101,11 +112,14 @@
 
     async freshUrl() {
       const sep = this.endpoint.includes("?") ? "&" : "?";
-      const r = await fetch(`${this.endpoint}${sep}stream=${encodeURIComponent(this.stream)}`,
+      const what = `stream=${encodeURIComponent(this.stream)}&hevc=${this.hevc ? 1 : 0}${this.fallback ? "&fallback=1" : ""}`;
+      const r = await fetch(`${this.endpoint}${sep}${what}`,
         { credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store" });
       if ([401, 403, 404, 410].includes(r.status)) { const e = new Error("not allowed"); e.fatal = true; throw e; }
       if (!r.ok) throw new Error(`HTTP ${r.status}`);
-      return (await r.json()).url;
+      const body = await r.json();
+      this.served = this.stats.stream = body.stream || null;
+      return body.url;
     }
 
     async connect() {
@@ -186,26 +200,30 @@
         this.fail("unsupported", t("Your browser does not support live video (Media Source Extensions)."));
         return;
       }
-      if (!MediaSource.isTypeSupported(msg.mime)) {
-        if (!this.triedSub) { // an HEVC main stream: the camera's H.264 sub-stream may play
-          this.triedSub = true;
-          this.stream = "sub";
-          this.switching = true;
-          this.mime = null;
-          this.ws?.close();
-          return;
-        }
-        const codec = (msg.tracks || []).map((tr) => tr.codec).join(", ") || msg.mime;
-        this.fail("unsupported", t("This browser cannot play this camera's video format ({codec}).", { codec }));
-        return;
-      }
+      this.codecs = (msg.tracks || []).map((tr) => tr.codec).join(", ") || msg.mime;
+      if (!MediaSource.isTypeSupported(msg.mime)) { this.cannotPlay(); return; }
       this.stats.inits++;
+      this.stats.mime = msg.mime;
       if (this.sb && this.mime !== msg.mime) {
         if (typeof this.sb.changeType === "function") this.queue.push({ changeType: msg.mime });
         else this.resetMedia();
       }
       this.mime = msg.mime;
       if (!this.ms) this.openMedia(msg.mime);
+    }
+
+    /* What arrived does not play here (e.g. HEVC the device did not announce): ask the web
+       app once more with fallback=1 (it then sends H.264: the sub-stream or the transcode),
+       and if that does not play either, say which codec this browser cannot play. */
+    cannotPlay() {
+      if (this.fallback) {
+        this.fail("unsupported", t("This browser cannot play this camera's video format ({codec}).", { codec: this.codecs }));
+        return;
+      }
+      this.fallback = true;
+      this.mime = null;
+      if (this.ws) { this.switching = true; this.ws.close(); } // onClose reconnects at once
+      else { this.resetMedia(); this.connect(); }
     }
 
     /* Media Source --------------------------------------------------------------- */
@@ -223,7 +241,11 @@
           sb.addEventListener("updateend", () => { if (this.sb === sb) this.afterUpdate(); });
           sb.addEventListener("error", () => { if (this.sb === sb) this.mediaError("SourceBuffer error"); });
           this.sb = sb;
-        } catch (e) { this.mediaError(e); return; }
+        } catch (e) {
+          // isTypeSupported said yes, the decoder says no (an HEVC profile it lacks)
+          if (e.name === "NotSupportedError") this.cannotPlay(); else this.mediaError(e);
+          return;
+        }
         this.pump();
       }, { once: true });
       this.video.src = objectUrl;
