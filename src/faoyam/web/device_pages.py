@@ -26,11 +26,11 @@ from faoyam.devices import authz
 from faoyam.devices import service as devices
 from faoyam.devices.channel_streams import channel_streams
 from faoyam.devices.links import live_link
+from faoyam.media import urls as media_urls
 from faoyam.media.grants import link_grant, user_grant
 from faoyam.media.ids import ChannelId
 from faoyam.devices.schemas import AlarmOut, DeviceOut
 from faoyam.media.stream_choice import browser_stream
-from faoyam.media.tokens import mint
 from faoyam.web.deps import page_user
 from faoyam.web.templating import page_language, render
 
@@ -197,8 +197,8 @@ def _live_response(request: Request, ctx: Context, response):
 
 
 def media_url(request: Request, ctx: Context, channel: ChannelId, grant: str) -> dict[str, Any]:
-    token = mint(ctx.key, channel, grant, ttl=ctx.settings.media_token_seconds)
-    return {"url": f"{media_base_url(request, ctx)}/media/live/{token}", "expires_in": ctx.settings.media_token_seconds,
+    ttl = ctx.settings.media_token_seconds
+    return {"url": media_urls.live_url(ctx.key, media_base_url(request, ctx), channel, grant, ttl), "expires_in": ttl,
             "stream": channel.stream}
 
 
