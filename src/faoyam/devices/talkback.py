@@ -21,6 +21,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from faoyam.core.context import Context
+from faoyam.core.errors import NotFound
 from faoyam.devices import authz, commands
 from faoyam.devices.authz import Access
 from faoyam.devices.models import Channel, Device
@@ -38,14 +39,18 @@ def can_talk(kind: str, abilities) -> bool:
 
 
 async def _talk_target(ctx: Context, device_id: str, channel: int) -> tuple[str | None, bool]:
-    """(serial, talks back?) of a bound device's channel; (None, False) when there is none."""
+    """(serial, talks back?) of a bound device's channel; (None, False) when there is none
+    (``NotFound`` for a channel the device lacks)."""
     async with ctx.db.session() as s:
         dev = (await s.execute(select(Device.serial, Device.kind, Device.abilities, Device.owner_id)
                                .where(Device.id == device_id))).first()
-        ch = await s.scalar(select(Channel.abilities).where(Channel.device_id == device_id, Channel.index == channel))
-    if dev is None or dev.owner_id is None or ch is None:
+        ch = (await s.execute(select(Channel.abilities).where(Channel.device_id == device_id,
+                                                             Channel.index == channel))).first()
+    if dev is None or dev.owner_id is None:
         return None, False
-    return dev.serial, can_talk(dev.kind, [*(dev.abilities or []), *(ch or [])])
+    if ch is None:
+        raise NotFound("There is no such channel on this device.", code="channel-not-found")
+    return dev.serial, can_talk(dev.kind, [*(dev.abilities or []), *(ch.abilities or [])])
 
 
 async def require_talk(ctx: Context, user_id: str, device_id: str, channel: int) -> Access:
