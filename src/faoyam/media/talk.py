@@ -401,11 +401,25 @@ def devices_talk(ctx: Context) -> tuple[OpenTalk, CloseTalk]:
     return open_talk, close_talk
 
 
-def talk_server(ctx: Context, device_base_url: str | Callable[[], str], **kw) -> TalkServer:
+def settings_device_base_url(ctx: Context) -> str:
+    """Where doorbells reach the media worker: ``media_public_url`` (what browsers use too:
+    a device on the internet reaches the same public address), else this worker's own
+    ``ws://media_http_host:media_http_port`` (127.0.0.1 for a wildcard bind). Read at each
+    talk, so a port bound at start-up (0 in tests) is known by then."""
+    s = ctx.settings
+    if s.media_public_url:
+        return s.media_public_url.rstrip("/")
+    host = "127.0.0.1" if s.media_http_host in ("", "0.0.0.0", "::") else s.media_http_host
+    return f"ws://{host}:{s.media_http_port}"
+
+
+def talk_server(ctx: Context, device_base_url: str | Callable[[], str] | None = None, **kw) -> TalkServer:
     """The talk-back endpoints of a media worker: tokens checked with ``ctx.key``, doorbells
     asked through the devices domain, talkers re-checked (``media.grants``). Mount
-    ``.routes`` (or serve ``.app``); ``device_base_url`` is where doorbells reach this worker
-    (``ws://host:media_http_port``, or ``media_public_url``)."""
+    ``.routes`` beside the live routes (or serve ``.app``) and ``await .close()`` on stop;
+    ``device_base_url`` is where doorbells reach this worker (default
+    :func:`settings_device_base_url`)."""
     open_talk, close_talk = devices_talk(ctx)
-    return TalkServer(ctx.key, open_talk, close_talk=close_talk, device_base_url=device_base_url,
+    base = device_base_url if device_base_url is not None else (lambda: settings_device_base_url(ctx))
+    return TalkServer(ctx.key, open_talk, close_talk=close_talk, device_base_url=base,
                       revoked=devices_revocation(ctx), **kw)
