@@ -15,6 +15,7 @@ from websockets.asyncio.client import connect
 
 from faoyam.devices.models import Share
 from faoyam.media import ChannelId
+from faoyam.media import lifecycle as media
 from faoyam.media.grants import user_grant
 from faoyam.media.talk import TalkClose, talk_server
 from faoyam.media.tokens import mint
@@ -125,3 +126,25 @@ async def test_an_invitee_needs_control_to_talk_and_loses_it_mid_talk(svc, worke
         await eventually(lambda: not bell.speaker.active, 10)
     finally:
         await bell.stop()
+
+
+@pytest.mark.req("B4")
+async def test_the_media_worker_serves_talk_back_beside_live_view(svc):
+    """The media role as ``faoyam serve`` starts it (``media.lifecycle``): the talk routes are
+    on its HTTP port and doorbells are told to connect there."""
+    await media.start(svc)
+    ident = await new_device(svc, "doorbell")
+    bell = await online(svc, ident)
+    try:
+        owner = await make_user(svc)
+        dev = await bind(svc, ident, owner)
+        async with connect(talk_url(svc, svc.settings.media_http_port, dev, owner)) as ws:
+            await ws.send(json.dumps({"type": "start", "rate": 16000}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 15))["type"] == "ready"
+            await talk(ws, tone(880, 0.6, rate=16000), rate=16000)
+            await eventually(lambda: bell.speaker.heard_seconds() >= 0.55, 10)
+        assert abs(bell.speaker.dominant_frequency() - 880) < 8
+        assert bell.speaker.talks[0].url_host == f"127.0.0.1:{svc.settings.media_http_port}"
+    finally:
+        await bell.stop()
+        await media.stop(svc)

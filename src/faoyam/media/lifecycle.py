@@ -29,6 +29,7 @@ from faoyam.media.hub import StreamHubs
 from faoyam.media.ids import ChannelId
 from faoyam.media.live_http import LiveServer
 from faoyam.media.rtmp_server import RtmpServer
+from faoyam.media.talk import talk_server
 
 log = logging.getLogger("faoyam.media")
 
@@ -57,6 +58,7 @@ async def _serve_viewers(ctx: Context, hubs: StreamHubs) -> tuple[LiveServer, _E
     pages it serves point at it."""
     s = ctx.settings
     live = LiveServer(hubs, ctx.key, revoked=devices_revocation(ctx))
+    live.app.router.routes.extend(talk_server(ctx).routes)  # talk-back beside live view (media/talk.py)
     server = _EmbeddedServer(uvicorn.Config(live.app, host=s.media_http_host, port=s.media_http_port,
                                             log_config=None, access_log=False, lifespan="on",
                                             ws="websockets-sansio"))

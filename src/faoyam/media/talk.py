@@ -64,6 +64,7 @@ RATE = 8000
 DEVICE_TOKEN_SECONDS = 30.0
 MAX_MESSAGE_BYTES = 64 * 1024  # ~0.7 s of 48 kHz s16: more in one message is not a microphone
 RATES = range(8000, 96001)
+STOP_TALK_SECONDS = 5.0  # how long a stop_talk to a doorbell that never connected may take
 
 
 class TalkClose:
@@ -198,9 +199,13 @@ class TalkServer:
     async def close(self) -> None:
         for session in list(self.sessions.values()):
             session.end(TalkClose.GOING_AWAY, "the media worker is shutting down")
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        # Let the stop_talk commands in flight finish (bounded by their own timeout):
+        # cancelling one mid-query can leave its database connection inside a transaction.
+        if self._background:
+            _, late = await asyncio.wait(set(self._background), timeout=STOP_TALK_SECONDS + 1)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     # -- the browser --------------------------------------------------------------------
     async def _browser(self, ws: WebSocket) -> None:
@@ -226,9 +231,15 @@ class TalkServer:
                 await ws.send_text(json.dumps({"type": "ready", "codec": session.codec, "rate": RATE}))
                 encoder = G711Encoder(rate, session.codec)
                 tasks = [asyncio.create_task(self._relay(ws, session, encoder)),
-                         asyncio.create_task(self._feed_device(session)),
-                         asyncio.create_task(self._watch(session))]
-                await session.finished.wait()
+                         asyncio.create_task(self._feed_device(session))]
+                watch = asyncio.create_task(self._watch(session))
+                try:
+                    await session.finished.wait()
+                finally:
+                    session.end(session.close_code, session.close_reason)
+                    # not cancelled: a re-check in flight finishes its query (a cancelled
+                    # one can leave its database connection inside a transaction)
+                    await asyncio.gather(watch, return_exceptions=True)
         finally:
             for task in tasks:
                 task.cancel()
@@ -322,7 +333,9 @@ class TalkServer:
     async def _watch(self, session: TalkSession) -> None:
         """Re-check the talker's grant while the session is open (a revoked share stops it)."""
         while not session.finished.is_set():
-            await asyncio.sleep(self.poll_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(session.finished.wait(), self.poll_interval)
+                return
             self.replays.prune()
             if await self._is_revoked(session.grant):
                 session.end(TalkClose.FORBIDDEN, "revoked")
@@ -396,7 +409,7 @@ def devices_talk(ctx: Context) -> tuple[OpenTalk, CloseTalk]:
 
     async def close_talk(channel: ChannelId) -> None:
         with contextlib.suppress(Problem):
-            await talkback.stop_talk(ctx, channel.device_id, channel.channel)
+            await talkback.stop_talk(ctx, channel.device_id, channel.channel, timeout=STOP_TALK_SECONDS)
 
     return open_talk, close_talk
 
