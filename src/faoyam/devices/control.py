@@ -1,6 +1,10 @@
 """Commands to a device through the gateway: reboot, snapshot, PTZ, configuration (the
 "control" permission), and the owner's password and Wi-Fi actions (B3, B8).
 
+PTZ commands are sent only to a channel that reports ``PTZ``/``PT`` and are rate-limited
+per account and device (``PTZ_PER_MINUTE``): the live page's pad repeats a move while a
+button is held (docs/device-protocol.md, *PTZ*).
+
 What must be true on the device is sent first and stored only once the device said
 yes, so a refused or unanswered command leaves the stored state as it was.
 """
