@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import wave
 
 import numpy as np
 import pytest
@@ -40,8 +41,9 @@ def dominant(samples: np.ndarray, rate: int = 8000) -> float:
 class Doorbell:
     """``open_talk`` for the server: a real agent Speaker connects to the URL it is given."""
 
-    def __init__(self, codec: str = "pcma", refuse: TalkRefused | None = None, connect: bool = True):
-        self.speaker = Speaker()
+    def __init__(self, codec: str = "pcma", refuse: TalkRefused | None = None, connect: bool = True,
+                 record_dir=None):
+        self.speaker = Speaker(record_dir=record_dir)
         self.codec, self.refuse, self.connect = codec, refuse, connect
         self.asked: list[tuple[ChannelId, str, str]] = []
         self.closed: list[ChannelId] = []
@@ -107,8 +109,8 @@ def test_the_encoder_makes_8khz_g711_that_decodes_to_the_same_tone():
 
 @pytest.mark.req("B4")
 @pytest.mark.parametrize("codec", ["pcma", "pcmu"])
-async def test_a_tone_sent_by_the_talker_is_heard_by_the_doorbell(talk_factory, codec):
-    bell = Doorbell(codec)
+async def test_a_tone_sent_by_the_talker_is_heard_by_the_doorbell(talk_factory, codec, tmp_path):
+    bell = Doorbell(codec, record_dir=tmp_path)
     server, port = await talk_factory(bell, max_buffer_s=5.0)
     async with connect(url(port)) as ws:
         await ws.send(json.dumps({"type": "start", "rate": 48000}))
@@ -125,6 +127,11 @@ async def test_a_tone_sent_by_the_talker_is_heard_by_the_doorbell(talk_factory, 
     await wait_for(lambda: not bell.speaker.active, what="the doorbell hung up")
     assert bell.speaker.talks[-1].close_code == TalkClose.ENDED
     assert not server.sessions
+    (recording,) = tmp_path.glob("talk-*.wav")  # what the simulated doorbell "played"
+    with wave.open(str(recording)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
+        pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+    assert pcm.size >= 1.4 * 8000 and abs(dominant(pcm) - 440) < 5
 
 
 async def test_refusals_before_anything_reaches_the_doorbell(talk_factory):

@@ -117,7 +117,8 @@ def stream_codecs(identities: list[Identity]) -> list[str]:
 
 class Simulator:
     def __init__(self, identities: list[Identity], host: str, port: int, *, heartbeat_s: float | None = None,
-                 protocol: int = 4, state_file: Path | None = None, keepalive: int = 60):
+                 protocol: int = 4, state_file: Path | None = None, keepalive: int = 60,
+                 talk_dir: Path | None = None):
         self.state_file = state_file
         self.host, self.port = host, port  # the broker the devices speak to
         self.agents = [DeviceAgent(i, host, port, heartbeat_s=heartbeat_s, protocol=protocol, keepalive=keepalive,
@@ -127,6 +128,9 @@ class Simulator:
         for a in self.agents:
             a.config["mainStream"] = {**a.config["mainStream"], "codec": a.media.codec}
         self.by_serial = {a.serial: a for a in self.agents}
+        for a in self.agents:  # a doorbell "plays" talk-back by recording it (agent/speaker.py)
+            if talk_dir is not None and a.id.kind == "doorbell":
+                a.speaker.record_dir = Path(talk_dir) / a.serial
         for a in self.agents:  # a doorbell's ring also rings its chime
             if a.id.paired_with and a.id.paired_with in self.by_serial:
                 self.by_serial[a.id.paired_with].chime = a  # type: ignore[attr-defined]
