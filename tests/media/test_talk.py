@@ -7,8 +7,10 @@ device that cannot talk or never connects, a forged device token."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -208,3 +210,13 @@ async def test_a_doorbell_that_reads_slowly_loses_old_audio_not_memory(talk_fact
         for _ in range(50):  # while the doorbell's writer is not scheduled, 5 s arrive at once
             server._queue(session, b"\xd5" * 800)  # noqa: SLF001 - the bounded queue itself
         assert session.queued <= 0.5 * 8000 and session.dropped >= 4 * 8000
+
+
+async def test_the_talk_benchmark_runs_at_a_small_size():
+    """bench/bench_talk.py keeps working (the figures themselves are not asserted)."""
+    path = Path(__file__).resolve().parents[2] / "bench" / "bench_talk.py"
+    spec = importlib.util.spec_from_file_location("bench_talk", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    chunks = bench.tone_chunks(5, 16000)
+    assert len(await bench.ours(chunks, 16000)) == 5 and len(await bench.baseline(chunks)) == 5
