@@ -68,6 +68,7 @@ ENDPOINTS = [
     Endpoint("POST", "/devices/{d}/snapshot", "control", 200, {"channel": 0}),
     Endpoint("POST", "/devices/{d}/ptz/move", "control", 200, {"channel": 0, "pan": 0.3}),
     Endpoint("POST", "/devices/{d}/ptz/locate", "control", 200, {"channel": 0, "x": 0, "y": 0}),
+    Endpoint("GET", "/devices/{d}/ptz", "control", 200),
     Endpoint("PUT", "/devices/{d}/config", "control", 200, {"config": {"led": "off"}}),
     Endpoint("GET", "/devices/{d}/alarms", "alarms", 200),
     Endpoint("GET", "/devices/{d}/alarms/{a}/snapshot", "alarms", 200),
@@ -112,6 +113,9 @@ OTHER_ROUTES: dict[str, str] = {
     "GET /live": "signed-in page", "GET /devices/{device_id}/live/{channel}": "signed-in page",
     "GET /devices/{device_id}/live/{channel}/url": "signed-in",
     "GET /s/{token}/live/{channel}": "page", "GET /s/{token}/live/{channel}/url": "public",
+    # Talk-back (web/device_pages.py): devices.talkback.require_talk ("control", a doorbell),
+    # tested in tests/web/test_talk_pages.py.
+    "GET /devices/{device_id}/talk/{channel}/url": "signed-in",
     "GET /manifest.webmanifest": "public", "GET /sw.js": "public", "GET /offline": "page",
     "POST /lang": "public", "POST /web/password-strength": "public",
     "GET /": "page", "GET /signin": "page", "GET /register": "page", "GET /register/confirm": "page",

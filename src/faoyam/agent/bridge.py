@@ -44,7 +44,7 @@ def new_bridge_identity(name: str = "RTSP camera") -> Identity:
 
 
 class RtspBridge(DeviceAgent):
-    UNSUPPORTED = {"ptz_move", "ptz_locate", "provision_wifi", "set_password", "reset_password", "firmware_update"}
+    UNSUPPORTED = {"ptz_move", "ptz_locate", "ptz_status", "start_talk", "stop_talk", "provision_wifi", "set_password", "reset_password", "firmware_update"}
 
     def __init__(self, identity: Identity, url: str, host: str, port: int, **kw):
         super().__init__(identity, host, port, media=AvSource(url), ip=None, **kw)

@@ -27,6 +27,8 @@ from typing import Any
 import aiomqtt
 
 from faoyam.agent.media import MediaSource, StreamPusher, SyntheticSource
+from faoyam.agent.speaker import CODECS as TALK_CODECS
+from faoyam.agent.speaker import Speaker
 from faoyam.devices.gateway import protocol as p
 from faoyam.devices.ports import FactoryDevice
 
@@ -100,9 +102,10 @@ class DeviceAgent:
         self.config: dict[str, Any] = {"motionDetect": True, "nightVision": "auto", "timezone": "Asia/Bangkok",
                                        "dst": False, "mainStream": {"codec": "h264", "resolution": "1920x1080"}}
         self.config.update(self.media.stream_config())  # what it streams, as the cloud should know
-        self.ptz = {c: {"h": 0.0, "v": 0.0, "z": 0.0} for c in range(identity.channels)}
+        self.ptz = {c: PtzHead() for c in range(identity.channels)}
         self.streaming: set[tuple[int, int]] = set()
         self.pushers: dict[tuple[int, int], StreamPusher] = {}  # (channel, stream) -> its RTMP push
+        self.speaker = Speaker()  # talk-back: what the device heard (agent/speaker.py)
         self.started = time.monotonic()
         self._client: aiomqtt.Client | None = None
         self._conn: str | None = None
@@ -126,6 +129,7 @@ class DeviceAgent:
         """Graceful: say offline, then DISCONNECT."""
         self._stop.set()
         await self.stop_pushing()
+        await self.speaker.stop()
         c = self._client
         if c is not None and self._conn:
             with contextlib.suppress(Exception):
@@ -302,29 +306,11 @@ class DeviceAgent:
             if len(jpeg) > p.MAX_SNAPSHOT:
                 raise CommandError("too-large", "snapshot too large")
             return {"jpeg": p.b64(jpeg), "channel": ch}
-        if name in ("ptz_move", "ptz_locate"):
+        if name in ("ptz_move", "ptz_locate", "ptz_status"):
             ch = self._channel(params)
             if not {"PTZ", "PT"} & set(self._abilities(ch)):
                 raise CommandError("not-supported", "no PTZ")
-            pos = self.ptz[ch]
-            if name == "ptz_locate":  # absolute: x (pan), y (tilt) in -1..1, zoom 0..1
-                pos.update(h=_clamp(params.get("x", params.get("h", 0)), -1, 1),
-                           v=_clamp(params.get("y", params.get("v", 0)), -1, 1),
-                           z=_clamp(params.get("zoom", params.get("z", 0)), 0, 1))
-            else:  # relative: pan/tilt/zoom speeds in -1..1 for duration_ms (or an Imou operation)
-                op = params.get("operation")
-                if op is not None and op not in p.PTZ_OPERATIONS:
-                    raise CommandError("bad-params", "unknown operation")
-                step = min(float(params.get("duration_ms", 500)), 5000) / 5000
-                if op is not None:
-                    pan = ("right" in op) - ("left" in op)
-                    tilt = ("up" in op) - ("down" in op)
-                    zoom = (op == "zoom_in") - (op == "zoom_out")
-                else:
-                    pan, tilt, zoom = (_clamp(params.get(k, 0), -1, 1) for k in ("pan", "tilt", "zoom"))
-                pos.update(h=_clamp(pos["h"] + pan * step, -1, 1), v=_clamp(pos["v"] + tilt * step, -1, 1),
-                           z=_clamp(pos["z"] + zoom * step, 0, 1))
-            return {"channel": ch, **pos}
+            return {"channel": ch, **self.ptz_command(ch, name, params)}
         if name == "set_config":
             cfg = params.get("config") if set(params) == {"config"} else params
             if not isinstance(cfg, dict) or not cfg:
@@ -336,6 +322,8 @@ class DeviceAgent:
             return {"config": self.config}
         if name in ("start_stream", "stop_stream"):
             return await self._stream_command(name, params)
+        if name in ("start_talk", "stop_talk"):
+            return self._talk_command(name, params)
         if name == "firmware_update":
             version = params.get("version")
             if not isinstance(version, str) or not version:
@@ -356,6 +344,32 @@ class DeviceAgent:
             self._device_password = secrets.token_urlsafe(9)
             return {"applied": True, "password": self._device_password}
         raise CommandError("not-supported", "unknown command")
+
+    def ptz_command(self, ch: int, name: str, params: dict[str, Any]) -> dict[str, float]:
+        """``ptz_move`` (speeds −1..1 for ``duration_ms``, or an Imou ``operation``),
+        ``ptz_locate`` (absolute ``x``/``y`` −1..1, ``zoom`` 0..1), ``ptz_status``: the
+        head's position afterwards."""
+        head = self.ptz[ch]
+        try:
+            if name == "ptz_locate":
+                head.locate(_clamp(params.get("x", params.get("h", 0)), -1, 1),
+                            _clamp(params.get("y", params.get("v", 0)), -1, 1),
+                            _clamp(params.get("zoom", params.get("z", 0)), 0, 1))
+            elif name == "ptz_move":
+                op = params.get("operation")
+                duration = float(params.get("duration_ms", 500))
+                if op is None:
+                    head.move(*(_clamp(params.get(k, 0), -1, 1) for k in ("pan", "tilt", "zoom")), duration)
+                elif op == "stop":
+                    head.stop()
+                elif op in p.PTZ_OPERATIONS:
+                    head.move(("right" in op) - ("left" in op), ("up" in op) - ("down" in op),
+                              (op == "zoom_in") - (op == "zoom_out"), duration)
+                else:
+                    raise CommandError("bad-params", "unknown operation")
+        except (TypeError, ValueError):
+            raise CommandError("bad-params", "PTZ values are numbers") from None
+        return head.position()
 
     async def _stream_command(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         """``start_stream`` with a ``url``: push that channel stream there (replacing a push
@@ -382,6 +396,26 @@ class DeviceAgent:
         codec = getattr(self.media, "sub_codec" if stream else "codec", None) or getattr(self.media, "codec", "h264")
         return {"channel": ch, "stream": stream, "codec": codec,
                 "streaming": key in self.streaming}
+
+    def _talk_command(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        """``start_talk``: connect to ``url`` (ws:// or wss://) and play what arrives, in the
+        offered G.711 law if this device speaks it, else the other (``codecs``);
+        ``stop_talk``: hang up."""
+        ch = self._channel(params)
+        if "AudioTalk" not in self._abilities(ch):
+            raise CommandError("not-supported", "no speaker")
+        if name == "stop_talk":
+            self.speaker.stop_nowait()
+            return {"channel": ch, "talking": False}
+        url = params.get("url")
+        if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
+            raise CommandError("bad-params", "url must be ws:// or wss://")
+        offered = [params.get("codec"), *(params.get("codecs") or [])]
+        codec = next((c for c in offered if c in TALK_CODECS), None)
+        if codec is None:
+            raise CommandError("not-supported", "this device speaks G.711 (pcma, pcmu) only")
+        self.speaker.start(url, codec)
+        return {"channel": ch, "codec": codec, "rate": 8000, "talking": True}
 
     async def stop_pushing(self) -> None:
         pushers, self.pushers = list(self.pushers.values()), {}
@@ -412,6 +446,51 @@ class DeviceAgent:
         await asyncio.wait_for(self.connected.wait(), 10)
         assert self._client is not None
         await self._client.publish(p.up(self.serial, kind), payload, qos=qos)
+
+
+class PtzHead:
+    """A pan/tilt/zoom head that moves like a real one: a move runs at its speeds for its
+    duration (or until ``stop`` or the next move), so the position is a function of time.
+
+    Position as Imou reports it (``devicePTZInfo``): ``h`` pan and ``v`` tilt in −1..1,
+    ``z`` zoom in 0..1. Speed 1 sweeps the whole range of one axis (2) in ``SWEEP_S``.
+    """
+
+    SWEEP_S = 10.0
+    MAX_MOVE_MS = 10_000
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self._base = {"h": 0.0, "v": 0.0, "z": 0.0}
+        self._speeds = (0.0, 0.0, 0.0)
+        self._since = self._until = 0.0
+        self.moves = 0  # moves and stops received (tests, the live page's readout)
+
+    def position(self) -> dict[str, float]:
+        t = min(self.clock(), self._until) - self._since
+        if t <= 0:
+            return dict(self._base)
+        rate = 2.0 / self.SWEEP_S
+        (ph, pv, pz), b = self._speeds, self._base
+        return {"h": round(_clamp(b["h"] + ph * rate * t, -1, 1), 4), "v": round(_clamp(b["v"] + pv * rate * t, -1, 1), 4),
+                "z": round(_clamp(b["z"] + pz * rate * t / 2, 0, 1), 4)}
+
+    def moving(self) -> bool:
+        return self.clock() < self._until and any(self._speeds)
+
+    def move(self, pan: float, tilt: float, zoom: float, duration_ms: float) -> None:
+        self._base = self.position()
+        self._speeds = (pan, tilt, zoom)
+        self._since = self.clock()
+        self._until = self._since + min(max(duration_ms, 0), self.MAX_MOVE_MS) / 1000
+        self.moves += 1
+
+    def stop(self) -> None:
+        self.move(0, 0, 0, 0)
+
+    def locate(self, h: float, v: float, z: float) -> None:
+        self.stop()
+        self._base = {"h": h, "v": v, "z": z}
 
 
 class CommandError(Exception):

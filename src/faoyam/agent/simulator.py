@@ -126,10 +126,11 @@ def stream_codecs(identities: list[Identity]) -> list[StreamCodecs]:
 class Simulator:
     def __init__(self, identities: list[Identity], host: str, port: int, *, heartbeat_s: float | None = None,
                  protocol: int = 4, state_file: Path | None = None, keepalive: int = 60,
-                 codecs: list[StreamCodecs] | None = None):
+                 codecs: list[StreamCodecs] | None = None, talk_dir: Path | None = None):
         """``codecs``: each device's (main, sub-stream) codecs, default :func:`stream_codecs`.
         A device reports them in its configuration (``mainStream``/``subStream``), which is
-        how the cloud knows what a browser can be sent."""
+        how the cloud knows what a browser can be sent. ``talk_dir``: where simulated
+        doorbells write a WAV of each talk-back they hear."""
         self.state_file = state_file
         self.host, self.port = host, port  # the broker the devices speak to
         codecs = stream_codecs(identities) if codecs is None else codecs
@@ -138,6 +139,9 @@ class Simulator:
                                    media=SyntheticSource(names=list(i.channel_names), codec=main, sub_codec=sub))
                        for i, (main, sub) in zip(identities, codecs, strict=True)]
         self.by_serial = {a.serial: a for a in self.agents}
+        for a in self.agents:  # a doorbell "plays" talk-back by recording it (agent/speaker.py)
+            if talk_dir is not None and a.id.kind == "doorbell":
+                a.speaker.record_dir = Path(talk_dir) / a.serial
         for a in self.agents:  # a doorbell's ring also rings its chime
             if a.id.paired_with and a.id.paired_with in self.by_serial:
                 self.by_serial[a.id.paired_with].chime = a  # type: ignore[attr-defined]

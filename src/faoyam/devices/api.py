@@ -160,7 +160,16 @@ async def snapshot(body: ChannelIn, device_id: str = DeviceId, user: CurrentUser
 @router.post("/devices/{device_id}/ptz/move")
 async def ptz_move(body: PtzMoveIn, device_id: str = DeviceId, user: CurrentUser = Depends(current_user),
                    ctx: Context = Depends(get_ctx)):
-    return await service.ptz_move(ctx, user.id, device_id, body.channel, body.pan, body.tilt, body.zoom, body.duration_ms)
+    """Move a PTZ camera: speeds for ``duration_ms``, or an ``operation`` (``up`` … ``stop``)."""
+    return await service.ptz_move(ctx, user.id, device_id, body.channel, body.pan, body.tilt, body.zoom, body.duration_ms,
+                                  body.operation)
+
+
+@router.get("/devices/{device_id}/ptz")
+async def ptz_position(device_id: str = DeviceId, channel: int = Query(0, ge=0, le=255),
+                       user: CurrentUser = Depends(current_user), ctx: Context = Depends(get_ctx)):
+    """Where a PTZ camera points: ``h``, ``v`` in −1..1, ``z`` in 0..1 (asks the device)."""
+    return await service.ptz_position(ctx, user.id, device_id, channel)
 
 
 @router.post("/devices/{device_id}/ptz/locate")

@@ -7,7 +7,9 @@ a device that does not exist, so nobody learns which devices exist by probing id
 
 Permissions:
     view      see the device (name, channels, status, cover) — every accepted share
-    live, playback, alarms, control    — grantable by a share (B9)
+    live, playback, alarms, control    — grantable by a share (B9); ``control`` covers
+              commands: reboot, snapshot, configuration, PTZ, and talk-back on a doorbell
+              (``devices.talkback``; the media token's ``talk`` maps to it)
     manage    rename, cover, password, time zone, Wi-Fi, sharing, delete — owner only
 
 Other domains (media for live/playback, alarms) call ``require`` with their permission.

@@ -92,6 +92,7 @@ def simulate(cameras: int = typer.Option(3, help="IP cameras (the first one with
              flap_every: float = typer.Option(0.0, help="seconds between a device dropping off and coming back (0: never)"),
              mqtt5: bool = typer.Option(False, "--mqtt5", help="speak MQTT 5 (Mosquitto only)"),
              new: bool = typer.Option(False, "--new", help="make a new fleet even if the state file exists"),
+             talk_dir: Path = typer.Option(None, help="doorbells write what they hear through talk-back here (WAV)"),
              data_dir: DataDirOption = None):
     """Run simulated cameras, an NVR and doorbells with chimes against the service's broker."""
     from faoyam.agent.simulator import Simulator, load_state, make_fleet, save_state
@@ -108,7 +109,8 @@ def simulate(cameras: int = typer.Option(3, help="IP cameras (the first one with
     console.print("Add a device in the app with its serial and safety code (a chime comes with its doorbell).")
 
     async def run():
-        sim = Simulator(fleet, _host(s), port or s.mqtt_port, protocol=5 if mqtt5 else 4, state_file=state).start()
+        sim = Simulator(fleet, _host(s), port or s.mqtt_port, protocol=5 if mqtt5 else 4, state_file=state,
+                        talk_dir=talk_dir).start()
         life = asyncio.create_task(sim.life(alarm_every=alarm_every, flap_every=flap_every))
         try:
             await sim.wait_connected(60)

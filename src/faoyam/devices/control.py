@@ -1,12 +1,17 @@
 """Commands to a device through the gateway: reboot, snapshot, PTZ, configuration (the
 "control" permission), and the owner's password and Wi-Fi actions (B3, B8).
 
+PTZ commands are sent only to a channel that reports ``PTZ``/``PT`` and are rate-limited
+per account and device (``PTZ_PER_MINUTE``): the live page's pad repeats a move while a
+button is held (docs/device-protocol.md, *PTZ*).
+
 What must be true on the device is sent first and stored only once the device said
 yes, so a refused or unanswered command leaves the stored state as it was.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from sqlalchemy import select
@@ -16,6 +21,7 @@ from faoyam.core.errors import Invalid, NotFound
 from faoyam.devices import authz, commands
 from faoyam.devices import validation as v
 from faoyam.devices.models import Channel, Device
+from faoyam.devices.gateway.protocol import PTZ_OPERATIONS
 from faoyam.devices.ports import NotSupported
 
 log = logging.getLogger(__name__)
@@ -58,18 +64,48 @@ async def _require_ptz(ctx: Context, device_id: str, channel: int) -> None:
         raise NotSupported("This camera cannot pan or tilt.")
 
 
-async def ptz_move(ctx: Context, user_id: str, device_id: str, channel: int, pan: float, tilt: float,
-                   zoom: float, duration_ms: int) -> dict:
+# A person holding a PTZ button sends a move about three times a second (the live page
+# repeats it while the button is held, then sends "stop"). Twice that per account and
+# device leaves room for two people and fast taps, and still stops a script from flooding
+# the device's command topic (each command is an MQTT message the device must answer).
+PTZ_PER_MINUTE = 360
+_MINUTE = dt.timedelta(minutes=1)
+
+
+async def _ptz_allowed(ctx: Context, user_id: str, device_id: str, channel: int) -> authz.Access:
+    """Who may move a camera: the owner, or a share with ``control`` on that channel; the
+    channel must report PTZ; and the caller is within ``PTZ_PER_MINUTE`` (429 otherwise)."""
     acc = await authz.require(ctx, user_id, device_id, "control", channel=channel)
     await _require_ptz(ctx, device_id, channel)
-    params = {"channel": channel, "pan": pan, "tilt": tilt, "zoom": zoom, "duration_ms": duration_ms}
+    await ctx.limiter.hit("device-ptz", (user_id, device_id), PTZ_PER_MINUTE, _MINUTE,
+                          "Too many camera moves. Wait a moment and try again.")
+    return acc
+
+
+async def ptz_move(ctx: Context, user_id: str, device_id: str, channel: int, pan: float, tilt: float,
+                   zoom: float, duration_ms: int, operation: str | None = None) -> dict:
+    """Move for ``duration_ms``: at the given speeds (−1..1), or by an Imou operation
+    (``up`` … ``zoom_out``, ``stop`` — ``controlMovePTZ``'s eleven codes, by name)."""
+    acc = await _ptz_allowed(ctx, user_id, device_id, channel)
+    if operation is not None:
+        if operation not in PTZ_OPERATIONS:
+            raise Invalid("operation", "Unknown PTZ operation.", code="invalid-operation")
+        params = {"channel": channel, "operation": operation, "duration_ms": duration_ms}
+    else:
+        params = {"channel": channel, "pan": pan, "tilt": tilt, "zoom": zoom, "duration_ms": duration_ms}
     return await commands.send(ctx, acc.serial, "ptz_move", params)
 
 
 async def ptz_locate(ctx: Context, user_id: str, device_id: str, channel: int, x: float, y: float, zoom: float) -> dict:
+    acc = await _ptz_allowed(ctx, user_id, device_id, channel)
+    return await commands.send(ctx, acc.serial, "ptz_locate", {"channel": channel, "x": x, "y": y, "zoom": zoom})
+
+
+async def ptz_position(ctx: Context, user_id: str, device_id: str, channel: int) -> dict:
+    """Where the camera points now (Imou ``devicePTZInfo``): ``{"channel", "h", "v", "z"}``."""
     acc = await authz.require(ctx, user_id, device_id, "control", channel=channel)
     await _require_ptz(ctx, device_id, channel)
-    return await commands.send(ctx, acc.serial, "ptz_locate", {"channel": channel, "x": x, "y": y, "zoom": zoom})
+    return await commands.send(ctx, acc.serial, "ptz_status", {"channel": channel})
 
 
 async def set_config(ctx: Context, user_id: str, device_id: str, config: dict) -> dict:

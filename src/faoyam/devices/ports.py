@@ -42,8 +42,8 @@ from faoyam.core.errors import Problem
 DeviceKind = Literal["camera", "nvr", "doorbell", "chime"]
 
 # Commands a device understands (see docs/device-protocol.md).
-COMMANDS = ("reboot", "snapshot", "ptz_move", "ptz_locate", "set_config", "start_stream", "stop_stream",
-            "firmware_update", "provision_wifi", "set_password", "reset_password")
+COMMANDS = ("reboot", "snapshot", "ptz_move", "ptz_locate", "ptz_status", "set_config", "start_stream", "stop_stream",
+            "start_talk", "stop_talk", "firmware_update", "provision_wifi", "set_password", "reset_password")
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,9 @@ class PtzMoveIn(_In):
     tilt: float = Field(0, ge=-1, le=1)
     zoom: float = Field(0, ge=-1, le=1)
     duration_ms: int = Field(500, ge=50, le=10_000)
+    # Imou's controlMovePTZ operations by name; when given, pan/tilt/zoom are ignored.
+    operation: Literal["up", "down", "left", "right", "up_left", "down_left", "up_right", "down_right",
+                       "zoom_in", "zoom_out", "stop"] | None = None
 
 
 class PtzLocateIn(_In):

@@ -30,6 +30,7 @@ from faoyam.devices.control import (  # noqa: F401 - re-exported
     provision_wifi,
     ptz_locate,
     ptz_move,
+    ptz_position,
     reboot,
     reset_password,
     set_config,

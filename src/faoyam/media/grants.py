@@ -5,6 +5,7 @@ worker; this module is the one place that knows its forms and asks the devices d
 
 * ``user:<user id>`` — the owner, or an invitee whose accepted share has the ``live``
   permission on the channel (``devices.authz.access``);
+  a ``talk`` token needs ``control`` (``DEVICE_PERMISSION``);
 * ``link:<link id>`` — a share link that still exists, has not expired and names the
   channel (``devices.links.link_allows_live``).
 
@@ -18,8 +19,14 @@ from __future__ import annotations
 from faoyam.core.context import Context
 from faoyam.devices import authz
 from faoyam.devices.links import link_allows_live
+from faoyam.devices.talkback import TALK_PERMISSION
 from faoyam.media.live_http import Revoked
 from faoyam.media.tokens import MediaGrant
+
+
+# A media permission that is not a devices permission of the same name: talking back
+# through a doorbell needs "control" (devices.talkback).
+DEVICE_PERMISSION = {"talk": TALK_PERMISSION}
 
 
 def user_grant(user_id: str) -> str:
@@ -36,7 +43,8 @@ async def still_allowed(ctx: Context, grant: MediaGrant) -> bool:
     device_id, channel = grant.channel.device_id, grant.channel.channel
     if kind == "user":
         acc = await authz.access(ctx, ref, device_id)
-        return acc is not None and grant.permission in acc.permissions and acc.sees_channel(channel)
+        need = DEVICE_PERMISSION.get(grant.permission, grant.permission)
+        return acc is not None and need in acc.permissions and acc.sees_channel(channel)
     if kind == "link":
         return grant.permission == "live" and await link_allows_live(ctx, ref, device_id, channel)
     return False

@@ -29,6 +29,7 @@ from faoyam.media.grants import devices_revocation
 from faoyam.media.hub import StreamHubs
 from faoyam.media.ids import ChannelId
 from faoyam.media.rtmp_server import RtmpServer
+from faoyam.media.talk import talk_server
 from faoyam.media.viewer_http import ViewerHttp
 
 log = logging.getLogger("faoyam.media")
@@ -62,7 +63,8 @@ async def _serve_viewers(ctx: Context, hubs: StreamHubs) -> tuple[ViewerHttp, _E
         return await live_snapshots.store_snapshot(ctx, stream.device_id, stream.channel, jpeg)
 
     viewers = ViewerHttp(hubs, ctx.key, revoked=devices_revocation(ctx), hls_idle=s.media_hls_idle_seconds,
-                         store=store, snapshot_interval=s.media_snapshot_seconds)
+                         store=store, snapshot_interval=s.media_snapshot_seconds,
+                         endpoints=[talk_server(ctx)])  # talk-back beside live view (media/talk.py)
     server = _EmbeddedServer(uvicorn.Config(viewers.app, host=s.media_http_host, port=s.media_http_port,
                                             log_config=None, access_log=False, lifespan="on",
                                             ws="websockets-sansio"))

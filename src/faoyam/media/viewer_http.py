@@ -13,6 +13,9 @@ One Starlette app on ``media_http_host:media_http_port`` composes:
   ``snapshot`` (:class:`~faoyam.media.snapshot.Snapshots`; a stream that is not running is
   asked to start and the first keyframe waited for, up to ``snapshot_wait`` seconds);
 
+* whatever ``endpoints`` adds (the worker gives talk-back, ``media/talk.py``: their routes
+  go in before the live catch-all, and they are closed with the rest);
+
 and, when given a ``store``, the :class:`~faoyam.media.snapshot_keeper.SnapshotKeeper` that
 keeps each running channel's last picture for Home.
 
@@ -23,6 +26,8 @@ withdrawn): the WebSocket sessions are polled, the HTTP requests re-checked.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
@@ -44,13 +49,23 @@ def _any_origin(app):
     return CORSMiddleware(app, allow_origins=["*"], allow_methods=["GET"], max_age=600)
 
 
+class Endpoints(Protocol):
+    """More routes for the worker's server, with what ends their sessions."""
+
+    routes: list[Any]
+
+    async def close(self) -> None: ...
+
+
 class ViewerHttp:
     """Everything a viewer reaches on the media worker; ``app`` is the ASGI app to serve."""
 
     def __init__(self, hubs: StreamHubs, secret_key: bytes, *, revoked: Revoked | None = None,
                  hls_idle: float = 30.0, snapshot_wait: float = 5.0, store: Store | None = None,
-                 snapshot_interval: float = 180.0, snapshot_scan: float | None = None, **live_options):
+                 snapshot_interval: float = 180.0, snapshot_scan: float | None = None,
+                 endpoints: Sequence[Endpoints] = (), **live_options):
         self.hubs = hubs
+        self.endpoints = list(endpoints)
         self.live = LiveServer(hubs, secret_key, revoked=revoked, **live_options)
         self.access = MediaAccess(secret_key, revoked=revoked)
         self.hls = HlsOutputs(hubs.hub, idle_timeout=hls_idle)
@@ -60,6 +75,7 @@ class ViewerHttp:
         self.app = Starlette(routes=[
             Mount("/media/hls", _any_origin(hls_app(self.hls, self.access.hls))),
             Mount("/media/snapshot", _any_origin(snapshot_app(self.snapshots, self.access.snapshot))),
+            *(route for e in self.endpoints for route in e.routes),
             Mount("", self.live.app),  # /media/live/{token}
         ], lifespan=self._lifespan)
 
@@ -73,6 +89,8 @@ class ViewerHttp:
     async def close(self) -> None:
         """End every viewer (WebSocket sessions going away), every HLS output and the keeper."""
         await self.live.close()
+        for e in self.endpoints:
+            await e.close()
         await self.hls.close()
         if self.keeper is not None:
             await self.keeper.close()

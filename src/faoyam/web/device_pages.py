@@ -25,7 +25,9 @@ from faoyam.core.http import CSP
 from faoyam.devices import authz
 from faoyam.devices import service as devices
 from faoyam.devices.channel_streams import channel_streams
+from faoyam.devices.control import PTZ_ABILITIES
 from faoyam.devices.links import live_link
+from faoyam.devices.talkback import can_talk, require_talk
 from faoyam.media import urls as media_urls
 from faoyam.media.grants import link_grant, user_grant
 from faoyam.media.ids import ChannelId
@@ -257,7 +259,33 @@ async def live_page(request: Request, device_id: str = DeviceId, channel: int = 
         return _not_found(request)
     tile = await _user_tile(request, ctx, user, device, ch, stream)
     return _live_response(request, ctx, render(request, "devices/live.html", nav="home", tile=tile,
+                                                controls=device_controls(device, ch),
                                                 back=f"/devices/{device_id}", **_common(ctx)))
+
+
+def device_controls(device, channel) -> dict[str, Any]:
+    """The controls the live page offers for what the device reports and the viewer may do:
+    PTZ buttons where the device or channel reports ``PTZ`` (zoom too) or ``PT`` (no zoom),
+    talk-back on a doorbell that reports ``AudioTalk`` — both for the owner or a share with
+    ``control``. The service checks the same again on every command."""
+    if "control" not in device.permissions:
+        return {"ptz": False, "zoom": False, "talk": False}
+    abilities = set(device.abilities) | set(channel.abilities)
+    return {"ptz": bool(PTZ_ABILITIES & abilities), "zoom": "PTZ" in abilities,
+            "talk": can_talk(device.kind, abilities),
+            "talk_url": f"/devices/{device.id}/talk/{channel.index}/url"}
+
+
+@router.get("/devices/{device_id}/talk/{channel}/url")
+async def talk_url(request: Request, device_id: str = DeviceId, channel: int = ChannelIndex,
+                   user: CurrentUser = Depends(current_user), ctx: Context = Depends(get_ctx)):
+    """JSON ``{"url", "expires_in"}``: a one-use media URL to talk through a doorbell
+    (``/media/talk/{token}``, permission ``talk``); 404/403/422 problem details otherwise."""
+    await require_talk(ctx, user.id, device_id, channel)
+    token = mint(ctx.key, ChannelId(device_id, channel, "main"), user_grant(user.id), permission="talk",
+                 ttl=ctx.settings.media_token_seconds)
+    return _no_store({"url": f"{media_base_url(request, ctx)}/media/talk/{token}",
+                      "expires_in": ctx.settings.media_token_seconds})
 
 
 @router.get("/devices/{device_id}/live/{channel}/url")

@@ -94,6 +94,18 @@ JS_MESSAGES: tuple[str, ...] = (
     "The video stopped with an error. Trying again…",
     "Sound on",
     "Sound off",
+    # PTZ and talk-back under the live player (static/js/ptz.js, talk.js)
+    "Pan {h}, tilt {v}, zoom {z}",
+    "Talk",
+    "Stop talking",
+    "Press Talk and speak: the doorbell plays your voice.",
+    "Connecting to the doorbell…",
+    "Talking… the doorbell plays your voice.",
+    "Talking stopped. Try again.",
+    "Allow the microphone to talk to the visitor.",
+    "You can no longer talk through this doorbell.",
+    "The doorbell did not answer. Check that it is online and try again.",
+    "This device cannot talk back.",
 )
 
 
