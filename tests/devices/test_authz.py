@@ -113,6 +113,13 @@ OTHER_ROUTES: dict[str, str] = {
     "GET /live": "signed-in page", "GET /devices/{device_id}/live/{channel}": "signed-in page",
     "GET /devices/{device_id}/live/{channel}/url": "signed-in",
     "GET /s/{token}/live/{channel}": "page", "GET /s/{token}/live/{channel}/url": "public",
+    # HLS, snapshot URLs and Home's last snapshot (web/media_pages.py): the same authorization
+    # as the live URL, tested in tests/media/test_hls_worker.py and tests/web/test_home_snapshots.py.
+    "GET /devices/{device_id}/live/{channel}/hls": "signed-in",
+    "GET /devices/{device_id}/live/{channel}/snapshot/url": "signed-in",
+    "GET /devices/{device_id}/live/{channel}/last.jpg": "signed-in",
+    "GET /s/{token}/live/{channel}/hls": "public", "GET /s/{token}/live/{channel}/snapshot/url": "public",
+    "GET /s/{token}/live/{channel}/last.jpg": "public",
     # Talk-back (web/device_pages.py): devices.talkback.require_talk ("control", a doorbell),
     # tested in tests/web/test_talk_pages.py.
     "GET /devices/{device_id}/talk/{channel}/url": "signed-in",

@@ -119,7 +119,7 @@ CAMERAS = [
 
 @pytest.mark.req("B4")
 async def test_h264_and_h265_cameras_play_in_chromium_through_the_whole_stack(ctx, service, web, browser):
-    live = service.live_server[0]
+    live = service.live_server[0].live  # the WebSocket part of the worker's viewer server
     async with httpx.AsyncClient(base_url=web) as api:
         owner = await register(api, ctx, email="owner@example.com", nickname="Owner")
         errors: list[str] = []

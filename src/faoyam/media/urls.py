@@ -38,6 +38,12 @@ def live_url(secret_key: bytes, base: str, channel: ChannelId, grant: str, ttl: 
     return f"{ws_base(base)}/media/live/{mint(secret_key, channel, grant, ttl=ttl)}"
 
 
+def talk_url(secret_key: bytes, base: str, channel: ChannelId, grant: str, ttl: float) -> str:
+    """The one-use WebSocket URL a browser talks through to a doorbell (permission ``talk``,
+    ``media/talk.py``)."""
+    return f"{ws_base(base)}/media/talk/{mint(secret_key, channel, grant, permission='talk', ttl=ttl)}"
+
+
 def hls_urls(secret_key: bytes, base: str, channel: ChannelId, grant: str, ttl: float) -> dict[str, str]:
     """``url``: the master playlist (LL-HLS, one variant with codecs and resolution);
     ``plain_url``: the same segments without part tags, for old clients. One token for both:

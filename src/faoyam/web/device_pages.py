@@ -282,10 +282,10 @@ async def talk_url(request: Request, device_id: str = DeviceId, channel: int = C
     """JSON ``{"url", "expires_in"}``: a one-use media URL to talk through a doorbell
     (``/media/talk/{token}``, permission ``talk``); 404/403/422 problem details otherwise."""
     await require_talk(ctx, user.id, device_id, channel)
-    token = mint(ctx.key, ChannelId(device_id, channel, "main"), user_grant(user.id), permission="talk",
-                 ttl=ctx.settings.media_token_seconds)
-    return _no_store({"url": f"{media_base_url(request, ctx)}/media/talk/{token}",
-                      "expires_in": ctx.settings.media_token_seconds})
+    ttl = ctx.settings.media_token_seconds
+    url = media_urls.talk_url(ctx.key, media_base_url(request, ctx), ChannelId(device_id, channel, "main"),
+                              user_grant(user.id), ttl)
+    return _no_store({"url": url, "expires_in": ttl})
 
 
 @router.get("/devices/{device_id}/live/{channel}/url")
