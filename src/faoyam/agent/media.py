@@ -416,14 +416,15 @@ class StreamPusher:
         return self._task is not None and not self._task.done()
 
     async def stop(self) -> None:
+        """Ask the push to end, give it 5 s, then cancel it. ``asyncio.wait`` rather than
+        ``wait_for`` catching ``CancelledError``: that swallowed the *caller's* cancel (the
+        agent stopping while a ``stop_stream`` was in here), and the agent never ended."""
         self._stop.set()
         if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, 5)
-            except (TimeoutError, asyncio.CancelledError):
+            done, _ = await asyncio.wait({self._task}, timeout=5)
+            if not done:
                 self._task.cancel()
-            except Exception:  # noqa: BLE001 - already logged by the task
-                pass
+                await asyncio.wait({self._task}, timeout=5)
 
     async def _run(self) -> None:
         backoff = 0.5
