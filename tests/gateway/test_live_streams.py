@@ -94,6 +94,40 @@ async def test_a_viewer_who_comes_back_within_the_linger_does_not_stop_the_push(
     await agent.stop()
 
 
+@pytest.mark.req("B4")
+async def test_a_device_that_reconnects_while_watched_is_asked_to_push_again(live):
+    """The camera loses MQTT and, rebooting, its push; when it is back online the viewer
+    (still subscribed) gets video again because start_stream is sent again."""
+    agent, _user, device_id = await _bound_camera(live)
+    live.stream_demand.watch_s = 0.2
+    hub = live.media_hubs.hub(ChannelId(device_id, 0, "main"))
+    sub = hub.subscribe()
+    collector = Collector(sub)
+    await eventually(lambda: hub.publisher is not None, 30)
+    await eventually(lambda: live.stream_demand.started == 1, 10)  # the reply came back
+    first = hub.publisher
+
+    agent.pause()  # MQTT gone without DISCONNECT: the broker publishes the will
+    await agent.stop_pushing()  # and a rebooted camera has no push either
+    gw = live.gateway
+    await gw.wait_until(lambda: not gw.is_connected(agent.serial), 15)
+    await eventually(lambda: hub.publisher is None, 15)
+    assert live.stream_demand.started == 1  # nothing to ask while it is offline
+
+    agent.resume()
+    await eventually(lambda: (0, 0) in agent.pushers, 20)  # start_stream arrived again
+    await eventually(lambda: hub.publisher is not None and hub.publisher is not first, 30)
+    await eventually(lambda: live.stream_demand.started == 2, 10)
+    assert live.stream_demand.restarted == 1
+    assert sub.closed_reason is None  # the viewer stayed throughout
+    fresh = _fragments(collector.data)
+    await eventually(lambda: _fragments(collector.data) >= fresh + 3, 15)  # and video flows to it again
+    sub.close()
+    await collector.task
+    await eventually(lambda: not agent.pushers, 15)
+    await agent.stop()
+
+
 # Publish tokens -------------------------------------------------------------------------
 
 
