@@ -46,11 +46,11 @@ CLIP = dict(width=1920, height=1080, fps=25, seconds=10.0, gop_seconds=2.0, bitr
 
 # -- the hub process --------------------------------------------------------------------
 
-async def serve(cameras: int, read_interval: float) -> None:
+async def serve(cameras: int, read_interval: float, idle_timeout: float) -> None:
     """Receive every camera; answer ``stats`` on stdin with JSON; exit on ``quit``."""
     hubs = StreamHubs()
     server = await RtmpServer(hubs, lambda app, key: ChannelId(key) if key.startswith("cam") else None,
-                              read_interval=read_interval, idle_timeout=30).start()
+                              read_interval=read_interval, idle_timeout=idle_timeout).start()
     subs = [hubs.hub(ChannelId(f"cam{i}")).subscribe(queue_bytes=64 << 20) for i in range(cameras)]
 
     async def consume(sub):
@@ -90,9 +90,39 @@ def cpu_seconds(proc) -> float:
     return times.user + times.system
 
 
-async def connect_with_retry(url: str, deadline: float) -> RtmpPublisher:
+FFMPEG_WAVE = 20  # baseline receivers started at a time
+
+
+def spawn_ffmpeg(i: int, children: list) -> tuple[subprocess.Popen, str]:
+    url = f"rtmp://127.0.0.1:{free_port()}/live/cam{i}"
+    proc = subprocess.Popen(
+        ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-stats_period", "5",
+         "-progress", "pipe:1", "-listen", "1", "-i", url, "-c", "copy", "-f", "null", "-"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    children.append(proc)
+    return proc, url
+
+
+async def wait_listening(proc: subprocess.Popen, url: str, timeout: float = 60.0) -> None:
+    """Until ``proc`` listens on ``url``'s port (read from /proc, without connecting: a test
+    connection would use up ffmpeg's single ``-listen 1`` connection)."""
+    import psutil
+
+    port = int(url.split(":")[2].split("/")[0])
+    ps, deadline = psutil.Process(proc.pid), time.monotonic() + timeout
     while True:
-        publisher = RtmpPublisher(url, timeout=5)
+        if proc.poll() is not None:
+            raise RuntimeError(f"ffmpeg for {url} exited with {proc.returncode} before listening")
+        if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in ps.net_connections("tcp")):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"ffmpeg for {url} does not listen after {timeout:g} s")
+        await asyncio.sleep(0.05)
+
+
+async def connect_with_retry(url: str, deadline: float, timeout: float = 5.0) -> RtmpPublisher:
+    while True:
+        publisher = RtmpPublisher(url, timeout=timeout)
         try:
             await publisher.connect()
             return publisher
@@ -117,28 +147,42 @@ async def one_run(args, clip) -> dict:
 async def _measure(args, clip, children: list) -> dict:
     import psutil
 
+    # No media flows until every camera is connected (one pacer starts them all), which at
+    # 200 cameras and 400 connections took longer than the hub's usual 30 s idle timeout:
+    # the first cameras were closed as silent before they sent anything.
     hub_proc = subprocess.Popen([sys.executable, __file__, "--serve", "--cameras", str(args.cameras),
-                                 "--read-interval", str(args.read_interval)],
+                                 "--read-interval", str(args.read_interval),
+                                 "--idle-timeout", str(60 + args.cameras)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     children.append(hub_proc)
     port = json.loads(hub_proc.stdout.readline())["port"]
-    ffmpegs, ff_urls = [], []
-    if args.baseline:
-        for i in range(args.cameras):
-            p = free_port()
-            url = f"rtmp://127.0.0.1:{p}/live/cam{i}"
-            ffmpegs.append(subprocess.Popen(
-                ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-stats_period", "5",
-                 "-progress", "pipe:1", "-listen", "1", "-i", url, "-c", "copy", "-f", "null", "-"],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
-            children.append(ffmpegs[-1])
-            ff_urls.append(url)
-    deadline = time.monotonic() + 30 + 0.5 * args.cameras  # hundreds of ffmpeg take a while to listen
+    ffmpegs: list[subprocess.Popen] = [None] * args.cameras if args.baseline else []
+    ff_urls: list[str] = [""] * len(ffmpegs)
+    # Started in waves, each waited for until it listens: 200 ffmpeg started at once on 2
+    # cores take longer to reach listen() than a client waits, and `-listen 1` takes exactly
+    # one connection — a client that gave up mid-handshake left a dead receiver (the N=200
+    # baseline "failed to start").
+    for first in range(0, len(ffmpegs), FFMPEG_WAVE):
+        wave = range(first, min(first + FFMPEG_WAVE, len(ffmpegs)))
+        for i in wave:
+            ffmpegs[i], ff_urls[i] = spawn_ffmpeg(i, children)
+        for i in wave:
+            await wait_listening(ffmpegs[i], ff_urls[i])
+    deadline = time.monotonic() + 30 + 0.5 * args.cameras
     cameras = []
     for i in range(args.cameras):
         publishers = [await connect_with_retry(f"rtmp://127.0.0.1:{port}/live/cam{i}", deadline)]
         if args.baseline:
-            publishers.append(await connect_with_retry(ff_urls[i], deadline))
+            for attempt in range(3):  # a receiver whose one connection failed is replaced
+                try:
+                    publishers.append(await connect_with_retry(ff_urls[i], deadline, timeout=30))
+                    break
+                except (ConnectionError, OSError, asyncio.TimeoutError):
+                    if attempt == 2:
+                        raise
+                    ffmpegs[i].kill()
+                    ffmpegs[i], ff_urls[i] = spawn_ffmpeg(i, children)
+                    await wait_listening(ffmpegs[i], ff_urls[i])
         # stagger the cameras over one GOP, as real cameras are not in lock-step
         cameras.append(Camera(clip, publishers, start_delay=CLIP["gop_seconds"] * i / args.cameras))
     hub_ps = psutil.Process(hub_proc.pid)
@@ -203,14 +247,15 @@ def main() -> None:
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the ffmpeg-per-camera receivers (e.g. for 200 cameras)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--idle-timeout", type=float, default=30.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         if os.environ.get("BENCH_INGEST_PROFILE"):  # where the hub process spends its time
             import cProfile
-            cProfile.runctx("asyncio.run(serve(args.cameras, args.read_interval))", globals(), locals(),
+            cProfile.runctx("asyncio.run(serve(args.cameras, args.read_interval, args.idle_timeout))", globals(), locals(),
                             os.environ["BENCH_INGEST_PROFILE"])
         else:
-            asyncio.run(serve(args.cameras, args.read_interval))
+            asyncio.run(serve(args.cameras, args.read_interval, args.idle_timeout))
         return
 
     from faoyam.media.testvideo import cached_clip

@@ -85,3 +85,37 @@ async def test_sql_errors_do_not_carry_their_parameters(tmp_path):
         assert "parameters hidden" in str(caught.value)
     finally:
         await db.dispose()
+
+
+@pytest.fixture
+def _own_hosts():
+    saved = set(flog._OWN_HOSTS)
+    yield
+    flog._OWN_HOSTS.clear()
+    flog._OWN_HOSTS.update(saved)
+
+
+@pytest.mark.req("B17")
+def test_our_own_service_url_stays_readable_but_its_stream_key_does_not(_own_hosts):
+    token = "a1b2c3d4e5f6.0.main.1764590000.0123456789abcdef0123456789abcdef"
+    flog.own_url("rtmp://192.0.2.20:1935/live")
+    line = _json("start_stream sent", url=f"rtmp://192.0.2.20:1935/live/{token}", base="rtmp://192.0.2.20:1935/live")
+    assert line["url"] == "rtmp://192.0.2.20:1935/live/[redacted]"
+    assert line["base"] == "rtmp://192.0.2.20:1935/live"
+    assert token not in json.dumps(line) and "0123456789abcdef" not in json.dumps(line)
+    # the same in the message, next to a person's address that is still redacted
+    msg = _json(f"push rtmp://192.0.2.20:1935/live/{token} from 198.51.100.7")["msg"]
+    assert msg == "push rtmp://192.0.2.20:1935/live/[redacted] from [redacted]"
+
+
+@pytest.mark.req("B17")
+def test_other_urls_lose_their_credentials_host_and_tokens(_own_hosts):
+    flog.own_url("rtmp://192.0.2.20:1935/live")
+    line = _json("pulling", src="rtsp://admin:hunter2@192.168.1.9:554/Streaming/Channels/101?token=s3cret",
+                 other="rtmp://192.0.2.99:1935/live/key123")  # same scheme, not our host
+    assert line["src"] == "rtsp://[redacted]@[redacted]:554/Streaming/Channels/[redacted]?[redacted]"
+    assert line["other"] == "rtmp://[redacted]:1935/live/[redacted]"
+    for secret in ("hunter2", "admin", "192.168.1.9", "s3cret", "192.0.2.99", "key123"):
+        assert secret not in json.dumps(line)
+    # credentials are redacted even in our own URL
+    assert _json("x", u="rtmp://me:pw@192.0.2.20:1935/live")["u"] == "rtmp://[redacted]@192.0.2.20:1935/live"

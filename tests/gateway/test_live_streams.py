@@ -20,6 +20,7 @@ from faoyam.media import lifecycle as media
 from faoyam.media.rtmp_publisher import PublishError, RtmpPublisher
 from tests.gateway.conftest import bind, eventually, make_user, new_device, online
 from tests.media.conftest import Collector, probe
+from tests.media.test_rtsp_pull import gstreamer_rtsp, gstreamer_rtsp_available
 
 
 @pytest.fixture(autouse=True)
@@ -91,6 +92,40 @@ async def test_a_viewer_who_comes_back_within_the_linger_does_not_stop_the_push(
     assert agent.pushers.get((0, 0)) is pusher and pusher.connects == 1
     assert live.stream_demand.stopped == 0
     again.close()
+    await agent.stop()
+
+
+@pytest.mark.req("B4")
+async def test_a_device_that_reconnects_while_watched_is_asked_to_push_again(live):
+    """The camera loses MQTT and, rebooting, its push; when it is back online the viewer
+    (still subscribed) gets video again because start_stream is sent again."""
+    agent, _user, device_id = await _bound_camera(live)
+    live.stream_demand.watch_s = 0.2
+    hub = live.media_hubs.hub(ChannelId(device_id, 0, "main"))
+    sub = hub.subscribe()
+    collector = Collector(sub)
+    await eventually(lambda: hub.publisher is not None, 30)
+    await eventually(lambda: live.stream_demand.started == 1, 10)  # the reply came back
+    first = hub.publisher
+
+    agent.pause()  # MQTT gone without DISCONNECT: the broker publishes the will
+    await agent.stop_pushing()  # and a rebooted camera has no push either
+    gw = live.gateway
+    await gw.wait_until(lambda: not gw.is_connected(agent.serial), 15)
+    await eventually(lambda: hub.publisher is None, 15)
+    assert live.stream_demand.started == 1  # nothing to ask while it is offline
+
+    agent.resume()
+    await eventually(lambda: (0, 0) in agent.pushers, 20)  # start_stream arrived again
+    await eventually(lambda: hub.publisher is not None and hub.publisher is not first, 30)
+    await eventually(lambda: live.stream_demand.started == 2, 10)
+    assert live.stream_demand.restarted == 1
+    assert sub.closed_reason is None  # the viewer stayed throughout
+    fresh = _fragments(collector.data)
+    await eventually(lambda: _fragments(collector.data) >= fresh + 3, 15)  # and video flows to it again
+    sub.close()
+    await collector.task
+    await eventually(lambda: not agent.pushers, 15)
     await agent.stop()
 
 
@@ -172,9 +207,9 @@ async def test_the_pusher_reconnects_after_the_server_drops_it(live):
     await agent.stop()
 
 
-# slow: after the other tests of this file it can hang (seen on PostgreSQL and on SQLite,
-# never alone); CI skips it until that is found. Run it with -m slow.
-@pytest.mark.slow
+# It used to hang after the other tests of this file: under load the bridge was still
+# stopping its push (a stop_stream) when the test stopped it, and StreamPusher.stop caught
+# CancelledError around wait_for — the agent's own cancel — so its task never ended.
 @pytest.mark.req("B4")
 async def test_the_rtsp_bridge_relays_the_camera_s_own_packets_live(service_factory, tmp_path):
     from faoyam.agent.bridge import RtspBridge, load_or_create
@@ -212,6 +247,47 @@ async def test_the_rtsp_bridge_relays_the_camera_s_own_packets_live(service_fact
         await bridge.stop()
         await rtsp.stop()
         await media.stop(ctx)
+
+
+@pytest.mark.req("B4")
+@pytest.mark.skipif(not gstreamer_rtsp_available(), reason="needs GStreamer's RTSP server (python3-gi)")
+async def test_the_rtsp_bridge_relays_an_h265_camera_live_over_enhanced_rtmp(service_factory, tmp_path):
+    """A camera that is a third-party RTSP server (GStreamer, x265) sending H.265: relayed
+    packet for packet (no looped recording), arriving as HEVC the viewer decodes."""
+    from faoyam.agent.bridge import RtspBridge, load_or_create
+
+    ctx = await service_factory("embedded")
+    ctx.settings = ctx.settings.model_copy(update={"media_rtmp_port": 0, "media_stream_linger_seconds": 0.2})
+    await media.start(ctx)
+    ident, _ = load_or_create(tmp_path / "bridge.json", "Garage")
+    await service.factory_register(ctx, ident.factory_device())
+    async with gstreamer_rtsp("h265") as url:
+        bridge = RtspBridge(ident, url, "127.0.0.1", ctx.mqtt_port)
+
+        async def no_recording(*_a):
+            raise AssertionError("an H.265 camera is relayed live, not recorded and looped")
+
+        bridge.media.clip = no_recording
+        bridge.start()
+        try:
+            await ctx.gateway.wait_until(lambda: ctx.gateway.is_connected(ident.serial), 20)
+            device_id = await bind(ctx, ident, await make_user(ctx))
+            hub = ctx.media_hubs.hub(ChannelId(device_id, 0, "main"))
+            sub = hub.subscribe()
+            collector = Collector(sub)
+            await eventually(lambda: _fragments(collector.data) >= 6, 40)
+            assert hub.muxer.tracks[0].codec == "hvc1"
+            got = probe(collector.data)
+            assert got.streams["video"] == ("hevc", 320, 240)
+            assert got.decoded > 0 and got.video[0][2]
+            dts = [d for d, _, _ in got.video]
+            assert dts == sorted(dts) and len(set(dts)) == len(dts)
+            sub.close()
+            await collector.task
+            await eventually(lambda: not bridge.pushers, 15)
+        finally:
+            await bridge.stop()
+            await media.stop(ctx)
 
 
 def test_annexb_samples_and_parameter_sets_become_mp4_form():

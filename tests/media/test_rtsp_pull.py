@@ -8,7 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
+import socket
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -148,7 +151,7 @@ needs_gstreamer = pytest.mark.skipif(not gstreamer_rtsp_available(), reason="GSt
 
 @needs_gstreamer
 @pytest.mark.req("B4")
-@pytest.mark.parametrize("codec, transport", [("h264", "udp"), ("h264", "tcp"), ("h265", "udp")])
+@pytest.mark.parametrize("codec, transport", [("h264", "udp"), ("h264", "tcp"), ("h265", "udp"), ("h265", "tcp")])
 async def test_pull_from_gstreamers_rtsp_server(codec, transport):
     async with gstreamer_rtsp(codec) as url, pulling(url, transport=transport) as (hub, viewer, pull):
         await wait_for(lambda: pull.video_packets >= 50, timeout=40, what="50 frames")
@@ -222,3 +225,54 @@ def test_an_hvcc_record_built_from_parameter_sets_matches_ffmpegs(h265_clip):
     assert ours.mime_codec == theirs.mime_codec  # profile, tier, level, constraints: what Safari checks
     assert (ours.width, ours.height) == (theirs.width, theirs.height)
     assert ours.config[:13] == config[:13] and ours.config[16:18] == config[16:18]  # PTL, chroma, bit depths
+
+
+# VLC ---------------------------------------------------------------------------------
+# Debian's VLC (`apt-get install vlc-bin vlc-plugin-base`) serves a file over RTSP with its
+# RTP stream output: `cvlc FILE --sout '#rtp{sdp=rtsp://HOST:PORT/PATH}'`. It refuses to run
+# as root, so the test runs it as `nobody` (setpriv) from a world-readable copy of the clip.
+# Its RTSP server offers RTP over UDP only: a TCP-interleaved SETUP is refused (FFmpeg
+# reports "Protocol not supported"), so VLC is tested over UDP and TCP against GStreamer.
+CVLC = shutil.which("cvlc")
+
+
+@contextlib.asynccontextmanager
+async def vlc_rtsp(clip_path: Path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = tempfile.mkdtemp(prefix="faoyam-vlc-")
+    os.chmod(home, 0o777)
+    media = Path(home) / "clip.mp4"
+    shutil.copyfile(clip_path, media)
+    os.chmod(media, 0o644)
+    cmd = [CVLC, "-I", "dummy", "-q", str(media), "--loop", "--sout", f"#rtp{{sdp=rtsp://127.0.0.1:{port}/cam}}"]
+    if os.geteuid() == 0:
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + cmd
+    proc = await asyncio.create_subprocess_exec(*cmd, env={**os.environ, "HOME": home},
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        async def listening():
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                    writer.close()
+                    return
+                except OSError:
+                    await asyncio.sleep(0.1)
+        await asyncio.wait_for(listening(), 20)
+        yield f"rtsp://127.0.0.1:{port}/cam"
+    finally:
+        proc.terminate()
+        await proc.wait()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.req("B4")
+@pytest.mark.skipif(CVLC is None, reason="VLC (vlc-bin) not installed")
+async def test_pull_from_vlcs_rtsp_server_over_udp(h264_clip):
+    async with vlc_rtsp(h264_clip.path) as url, pulling(url, transport="udp") as (hub, viewer, pull):
+        await wait_for(lambda: pull.video_packets >= 40, timeout=40, what="40 frames from VLC")
+        await wait_for(lambda: viewer.sub.samples_read >= 30, what="the viewer to read")
+    got = check_received(viewer, pull, "h264", (h264_clip.width, h264_clip.height))
+    assert len(got.video) >= 30

@@ -136,9 +136,13 @@ class DeviceAgent:
                 await asyncio.wait_for(c.publish(p.up(self.serial, p.STATE), p.dumps(
                     {"v": 1, "online": False, "conn": self._conn, "ts": p.now_ms()}), qos=1, retain=True), 2)
         if self._task:
-            self._task.cancel()
+            # Repeat the cancel until the task ends: a library can swallow one (Python 3.11's
+            # asyncio.wait_for does when the awaited thing completes at the same moment).
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=2)
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+                self._task.result()
         self._task = None
 
     def drop(self) -> None:
@@ -227,16 +231,21 @@ class DeviceAgent:
                 await c.publish(p.up(self.serial, p.CONFIG), p.dumps(p.envelope(config=self.config)), qos=1)
                 self.stats.connects += 1
                 self.connected.set()
-                beat = asyncio.create_task(self._heartbeats(c))
+                session_over = asyncio.Event()
+                beat = asyncio.create_task(self._heartbeats(c, session_over))
                 try:
                     async for msg in c.messages:
                         await self._on_message(c, str(msg.topic), bytes(msg.payload))
                         if self._reboot:
                             break
                 finally:
+                    # The event, not only the cancel, ends the heartbeats: Python 3.11's
+                    # asyncio.wait_for (inside aiomqtt's publish) can swallow a cancel that
+                    # lands as the publish completes, and the loop would beat on for ever
+                    # with stop() waiting on it.
+                    session_over.set()
                     beat.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await beat
+                    await asyncio.wait({beat})
             finally:
                 self._client = None
                 self.connected.clear()
@@ -252,10 +261,14 @@ class DeviceAgent:
             st["battery"] = 87
         return st
 
-    async def _heartbeats(self, c: aiomqtt.Client) -> None:
+    async def _heartbeats(self, c: aiomqtt.Client, over: asyncio.Event) -> None:
         every = self.heartbeat_s or 30.0
-        while True:
-            await asyncio.sleep(every * random.uniform(0.9, 1.0))
+        while not over.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(every * random.uniform(0.9, 1.0)):
+                    await over.wait()
+            if over.is_set():
+                return
             await c.publish(p.up(self.serial, p.HEARTBEAT), p.dumps(p.envelope(status=self.status())), qos=0)
             self.stats.heartbeats += 1
 

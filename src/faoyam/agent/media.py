@@ -31,6 +31,7 @@ from fractions import Fraction
 import numpy as np
 from PIL import Image, ImageDraw
 
+from faoyam.media.annexb import AnnexBConverter
 from faoyam.media.rtmp_publisher import PublishError, RtmpPublisher
 from faoyam.media.testvideo import Clip, cached_clip, load_clip
 from faoyam.media.testvideo import Packet as Packet_
@@ -237,9 +238,11 @@ class AvSource(MediaSource):
         return await asyncio.wait_for(asyncio.to_thread(record), self.timeout_s + self.clip_seconds + 5)
 
     async def push(self, publisher: RtmpPublisher, channel: int, stream: int, stop: asyncio.Event) -> int:
-        """Relay the camera live: PyAV demuxes it in a thread, each H.264 packet goes out as
-        it arrives (Annex-B start codes rewritten to length prefixes, codec copy). A camera
-        in another codec is pushed as a looped recording (:meth:`clip`)."""
+        """Relay the camera live: PyAV demuxes it in a thread, each H.264 or H.265 packet
+        goes out as it arrives (Annex-B start codes rewritten to length prefixes, codec copy;
+        H.265 in Enhanced RTMP form, as :mod:`~faoyam.media.rtmp_publisher` sends it). New
+        parameter sets mid-stream (the camera changed resolution) are sent as a new sequence
+        header first. A camera in another codec is pushed as a looped recording (:meth:`clip`)."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue(maxsize=200)
         halt = threading.Event()
@@ -253,11 +256,11 @@ class AvSource(MediaSource):
             try:
                 with self._open(channel) as src:
                     vs = src.streams.video[0]
-                    if vs.codec_context.name != "h264":
+                    if vs.codec_context.name not in ("h264", "hevc"):
                         put(("other", vs.codec_context.name))
                         return
                     extradata = bytes(vs.codec_context.extradata or b"")
-                    put(("config", extradata, vs.width, vs.height, int(round(vs.average_rate or 25))))
+                    put(("config", vs.codec_context.name, extradata, int(round(vs.average_rate or 25))))
                     first = None
                     for pkt in src.demux(vs):
                         if halt.is_set():
@@ -277,7 +280,7 @@ class AvSource(MediaSource):
 
         thread = threading.Thread(target=relay, name=f"relay-{channel}", daemon=True)
         thread.start()
-        sent, configured, template = 0, False, None
+        sent, configured, converter, fps = 0, False, None, 25
         try:
             while not stop.is_set():
                 if publisher.closed:
@@ -294,23 +297,26 @@ class AvSource(MediaSource):
                 if kind == "end":
                     raise ConnectionError("the camera's stream ended")
                 if kind == "config":
-                    _, extradata, width, height, fps = item
-                    config = avcc_config(extradata)
-                    template = Clip("avc1", config or b"", width, height, fps, [], 0, (), Path())
+                    _, codec, extradata, fps = item
+                    # parameter sets from the SDP (extradata) or, without them, in-band
+                    converter = AnnexBConverter(codec, extradata)
                     continue
                 _, dts, cts, data = item
-                if template is None:
+                if converter is None:
                     continue
-                sample = annexb_to_avcc(data)
-                sample, keyframe = _clean_sample("avc1", sample)
+                converted = converter.convert(data)
+                if converted is None:
+                    continue  # parameter sets or SEI alone, or before the first parameter sets
+                sample, keyframe = converted
+                configured = configured and not converter.changed  # new parameter sets: a new header
                 if not configured:
-                    if not template.config:  # no parameter sets in the SDP: take them in-band
-                        template.config = avcc_config(data) or b""
-                    if not template.config or not keyframe:
-                        continue  # wait for a keyframe with its SPS/PPS
-                    publisher.send_configs(template)
+                    if not keyframe:
+                        continue  # start (again) at a keyframe with its parameter sets
+                    track = converter.track
+                    publisher.send_configs(Clip(track.codec, track.config, track.width, track.height, fps,
+                                                [], 0, (), Path()))
                     configured = True
-                publisher.send_video("avc1", Packet_(dts, cts, keyframe, sample))
+                publisher.send_video(converter.track.codec, Packet_(dts, cts, keyframe, sample))
                 sent += 1
                 if queue.empty():
                     await publisher.drain()
@@ -458,14 +464,15 @@ class StreamPusher:
         return self._task is not None and not self._task.done()
 
     async def stop(self) -> None:
+        """Ask the push to end, give it 5 s, then cancel it. ``asyncio.wait`` rather than
+        ``wait_for`` catching ``CancelledError``: that swallowed the *caller's* cancel (the
+        agent stopping while a ``stop_stream`` was in here), and the agent never ended."""
         self._stop.set()
         if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, 5)
-            except (TimeoutError, asyncio.CancelledError):
+            done, _ = await asyncio.wait({self._task}, timeout=5)
+            if not done:
                 self._task.cancel()
-            except Exception:  # noqa: BLE001 - already logged by the task
-                pass
+                await asyncio.wait({self._task}, timeout=5)
 
     async def _run(self) -> None:
         backoff = 0.5

@@ -16,6 +16,14 @@ daily and kept seven days (RET5). Two things keep people out of them:
 
 The server's own listening address in a start-up line (``Uvicorn running on
 http://127.0.0.1:8093``) is not a person's and is kept, so the line stays useful.
+
+**URLs** are redacted by their parts, not as one string of text. The user:password part is
+always redacted (a pulled camera's ``rtsp://admin:pw@…``). The host of one of *our own*
+service URLs (registered with :func:`own_url`, e.g. the RTMP URL devices push to) is not
+personal data and is kept with its port, so ``rtmp://media.example.com:1935/live/[redacted]``
+still says where devices push; any other URL's host is redacted like free text (an IP
+address is a person's). In every URL, path segments that are not plain words (a stream
+key, a signed token, an id) and the query are redacted.
 """
 
 from __future__ import annotations
@@ -52,10 +60,45 @@ OWN_ADDRESS_LINES = (("uvicorn", "Uvicorn running on"),)
 _key: bytes = secrets.token_bytes(32)
 
 
-def redact(text: str) -> str:
+_URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]{1,15})://([^\s/?#\"'<>]*)([^\s?#\"'<>]*)(\?[^\s#\"'<>]*)?")
+# A path segment kept in one of our own URLs: a plain word ("live", "media", "hls"); a
+# token, a stream key or an id has digits, dots or length and is redacted.
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z_-]{1,24}")
+# host[:port] (lower case) of the service's own URLs: see own_url().
+_OWN_HOSTS: set[str] = set()
+
+
+def own_url(url: str) -> None:
+    """Declare ``url``'s host (and port) as one of this service's own endpoints, whose
+    address stays readable in logs (its path's tokens and its query are still redacted)."""
+    m = _URL.match(url)
+    if m:
+        _OWN_HOSTS.add(m.group(2).rpartition("@")[2].lower())
+
+
+def _free_text(text: str) -> str:
     for p in _PATTERNS:
         text = p.sub(REDACTED, text)
     return text
+
+
+def _url(m: re.Match) -> str:
+    scheme, netloc, path, query = m.group(1), m.group(2), m.group(3), m.group(4)
+    userinfo, at, host = netloc.rpartition("@")
+    prefix = f"{scheme}://" + (REDACTED + "@" if at else "")
+    segments = [seg if not seg or _PLAIN_SEGMENT.fullmatch(seg) else REDACTED for seg in path.split("/")]
+    host = host if host.lower() in _OWN_HOSTS else _free_text(host)
+    return prefix + host + "/".join(segments) + ("?" + REDACTED if query else "")
+
+
+def redact(text: str) -> str:
+    out, pos = [], 0
+    for m in _URL.finditer(text):
+        out.append(_free_text(text[pos:m.start()]))
+        out.append(_url(m))
+        pos = m.end()
+    out.append(_free_text(text[pos:]))
+    return "".join(out)
 
 
 def pseudonym(value: object) -> str:

@@ -29,6 +29,7 @@ the two): a stream is anything with ``device_id``, ``channel`` and ``stream`` at
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -40,6 +41,7 @@ from sqlalchemy import select
 
 from faoyam.core.context import Context
 from faoyam.core.errors import Problem
+from faoyam.devices.gateway.presence import DeviceConnection
 from faoyam.devices.models import Channel, Device
 
 log = logging.getLogger("faoyam.devices.streaming")
@@ -48,6 +50,7 @@ STREAMS = {"main": 0, "sub": 1}  # the media engine's names -> the protocol's nu
 DEFAULT_TOKEN_SECONDS = 120.0
 DEFAULT_LINGER_SECONDS = 10.0
 RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0)  # a device offline when asked: ask again, while wanted
+WATCH_SECONDS = 2.0  # how often wanted streams' device connections are compared (one query)
 
 
 # Publish tokens ----------------------------------------------------------------------
@@ -113,21 +116,30 @@ class StreamDemand:
     """
 
     def __init__(self, ctx: Context, rtmp_url: str, *, linger_s: float = DEFAULT_LINGER_SECONDS,
-                 token_ttl_s: float = DEFAULT_TOKEN_SECONDS, command_timeout_s: float = 10.0):
+                 token_ttl_s: float = DEFAULT_TOKEN_SECONDS, command_timeout_s: float = 10.0,
+                 watch_s: float = WATCH_SECONDS):
         self.ctx = ctx
         self.rtmp_url = rtmp_url.rstrip("/")
         self.linger_s = linger_s
         self.token_ttl_s = token_ttl_s
         self.command_timeout_s = command_timeout_s
+        self.watch_s = watch_s
         self._wanted: set[Hashable] = set()
         self._tasks: dict[Hashable, asyncio.Task] = {}
         self._lingering: set[Hashable] = set()  # unwatched, stop_stream not sent yet
+        # The device connection (presence ``conn``) that accepted each wanted stream's
+        # start_stream; a different one later means the device reconnected: ask again.
+        self._accepted_by: dict[Hashable, str | None] = {}
+        self._watcher: asyncio.Task | None = None
         self.started = 0  # start_stream commands a device accepted
         self.stopped = 0
+        self.restarted = 0  # start_stream sent again because the device had reconnected
 
     # -- the hub owner's callbacks (synchronous: they only schedule) --
     def on_demand(self, stream: Any) -> None:
         self._wanted.add(stream)
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self._watch(), name="stream-demand-watch")
         if stream in self._lingering:  # still pushing: just call the stop off
             self._lingering.discard(stream)
             self._tasks.pop(stream).cancel()
@@ -154,7 +166,7 @@ class StreamDemand:
                                and self._lingering.discard(stream))
 
     async def close(self) -> None:
-        tasks = list(self._tasks.values())
+        tasks = list(self._tasks.values()) + ([self._watcher] if self._watcher else [])
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -170,6 +182,14 @@ class StreamDemand:
             return row.serial, row.credential_generation
 
     async def _start(self, stream: Any) -> None:
+        try:
+            await self._ask_to_start(stream)
+        finally:
+            if stream not in self._accepted_by:  # refused or given up: not again until it reconnects
+                with contextlib.suppress(Exception):
+                    self._accepted_by[stream] = (await self._connections([stream.device_id])).get(stream.device_id)
+
+    async def _ask_to_start(self, stream: Any) -> None:
         for attempt in range(len(RETRY_SECONDS) + 1):
             found = await self._device(stream.device_id)
             if found is None:
@@ -182,6 +202,7 @@ class StreamDemand:
                       "url": f"{self.rtmp_url}/{token}", "protocol": "rtmp"}
             try:
                 await self.ctx.gateway.command(serial, "start_stream", params, timeout=self.command_timeout_s)
+                self._accepted_by[stream] = (await self._connections([stream.device_id])).get(stream.device_id)
                 self.started += 1
                 log.info("stream.started", extra={"stream": str(stream)})
                 return
@@ -196,6 +217,7 @@ class StreamDemand:
         self._lingering.discard(stream)
         if stream in self._wanted:
             return
+        self._accepted_by.pop(stream, None)
         found = await self._device(stream.device_id)
         if found is None:
             return  # deleted meanwhile: its connections were dropped with it
@@ -207,3 +229,36 @@ class StreamDemand:
             log.info("stream.stopped", extra={"stream": str(stream)})
         except Problem as exc:
             log.info("stream.stop failed", extra={"stream": str(stream), "error": str(exc)})
+
+    # -- a device that reconnects while its stream is still wanted --
+    async def _connections(self, device_ids: list[str]) -> dict[str, str | None]:
+        """device id -> its current connection id, for those connected now (shared presence:
+        any gateway node's view, so this works in a media-only process too)."""
+        async with self.ctx.db.session() as s:
+            rows = await s.execute(select(DeviceConnection.device_id, DeviceConnection.conn)
+                                   .where(DeviceConnection.device_id.in_(device_ids)))
+            return {r.device_id: r.conn for r in rows}
+
+    async def _watch(self) -> None:
+        """While streams are wanted: every ``watch_s``, one query for their devices'
+        connections. A device that is connected now through another connection than the one
+        that accepted ``start_stream`` (it lost MQTT — and, after a reboot, its push — and
+        came back), or that never accepted it (it was offline when asked), is asked again.
+        The agent replaces a push it still had, so asking again is harmless."""
+        while self._wanted:
+            await asyncio.sleep(self.watch_s)
+            idle = [st for st in self._wanted if st not in self._tasks]  # no start/stop under way
+            if not idle:
+                continue
+            try:
+                now = await self._connections(sorted({st.device_id for st in idle}))
+            except Exception as exc:  # noqa: BLE001 - the database is down: look again later
+                log.info("stream.watch failed", extra={"error": type(exc).__name__})
+                continue
+            for stream in idle:
+                conn = now.get(stream.device_id, "")
+                if conn != "" and (stream not in self._accepted_by or conn != self._accepted_by[stream]):
+                    self._accepted_by.pop(stream, None)
+                    self.restarted += 1
+                    log.info("stream.restart: the device reconnected", extra={"stream": str(stream)})
+                    self._replace(stream, self._start(stream))

@@ -21,6 +21,7 @@ import logging
 
 import uvicorn
 
+from faoyam.core import logging as flog
 from faoyam.core.context import Context
 from faoyam.devices import lifecycle as devices
 from faoyam.devices import live_snapshots
@@ -97,6 +98,7 @@ async def start(ctx: Context) -> None:
 
     server = await RtmpServer(hubs, authorize).start(s.media_rtmp_host, s.media_rtmp_port)
     demand.rtmp_url = public_rtmp_url(ctx, server.port)  # port 0 is known only once bound
+    flog.own_url(demand.rtmp_url)  # where devices push is the service's address, not a person's
     ctx.media_hubs, ctx.rtmp_server, ctx.stream_demand = hubs, server, demand
     try:
         ctx.live_server = await _serve_viewers(ctx, hubs)
