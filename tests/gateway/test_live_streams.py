@@ -7,6 +7,8 @@ stream, short-lived, and refused once the device is deleted."""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import time
 
 import pytest
@@ -18,6 +20,7 @@ from faoyam.devices.models import Device
 from faoyam.media import ChannelId
 from faoyam.media import lifecycle as media
 from faoyam.media.rtmp_publisher import PublishError, RtmpPublisher
+from faoyam.media.testvideo import cached_clip
 from tests.gateway.conftest import bind, eventually, make_user, new_device, online
 from tests.media.conftest import Collector, probe
 from tests.media.test_rtsp_pull import gstreamer_rtsp, gstreamer_rtsp_available
@@ -309,3 +312,38 @@ def test_annexb_samples_and_parameter_sets_become_mp4_form():
     frames += len(decoder.decode(None))
     assert frames == len(packets) and decoder.width == 160
     assert avcc_config(b"\x00\x00\x00\x01\x65abc") is None  # no SPS/PPS: nothing made up
+
+
+@pytest.mark.req("B4")
+@pytest.mark.skipif(not shutil.which("ffmpeg"), reason="Debian's ffmpeg is not installed (apt-get install ffmpeg)")
+async def test_an_encoder_pushes_by_itself_with_a_push_url_and_the_key_dies_with_the_device(live, tmp_path):
+    """``faoyam devices push-url``: ffmpeg pushes a file to a device channel; a viewer of that
+    channel gets it; deleting the device revokes the key."""
+    ident = await new_device(live, "camera")
+    agent = await online(live, ident)
+    user = await make_user(live)
+    device_id = await bind(live, ident, user)
+    await agent.stop()  # the encoder, not the device's own agent, pushes this channel
+    with pytest.raises(Exception) as refused:
+        await streaming.encoder_stream_key(live, ident.serial, channel=5)
+    assert getattr(refused.value, "code", None) == "channel-not-found"
+    with pytest.raises(Exception) as unknown:
+        await streaming.encoder_stream_key(live, "FYC9999999X")
+    assert getattr(unknown.value, "code", None) == "device-not-found"
+
+    key = await streaming.encoder_stream_key(live, ident.serial, ttl_s=600)
+    url = f"{live.stream_demand.rtmp_url}/{key}"
+    clip = cached_clip(audio=True, seconds=2.0, gop_seconds=1.0)
+    collector = Collector(live.media_hubs.hub(ChannelId(device_id, 0, "main")).subscribe())
+    push = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re", "-i", str(clip.path),
+        "-c", "copy", "-f", "flv", url, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(push.communicate(), 60)
+    assert push.returncode == 0, err.decode()
+    await eventually(lambda: collector.sub.samples_read >= len(clip.packets) + len(clip.audio_packets), 30)
+    got = probe(collector.data)
+    assert got.streams["video"] == ("h264", clip.width, clip.height) and got.decoded == len(clip.packets)
+
+    assert await streaming.check_token(live, key) == (device_id, 0, "main")
+    await service.delete_device(live, user, device_id)
+    assert await streaming.check_token(live, key) is None

@@ -2,6 +2,7 @@
 
     faoyam devices simulate --cameras 3 --nvr-channels 4 --doorbells 1
     faoyam devices bridge --url rtsp://user:pass@192.168.1.30/stream1 --name Porch
+    faoyam devices push-url --serial FYC0000001X    # an RTMP URL for ffmpeg, OBS, a camera
     faoyam devices broker-config --dir /etc/mosquitto/faoyam --port 1883
 
 ``simulate`` and ``bridge`` make their devices "at the factory" in the configured
@@ -151,6 +152,40 @@ def bridge(url: str = typer.Option(..., help="the camera's rtsp:// URL (credenti
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
+
+
+@app.command("push-url")
+def push_url(serial: str = typer.Option(..., help="the serial number of a device bound to an account"),
+             channel: int = typer.Option(0, help="the channel the pushed video is for"),
+             stream: str = typer.Option("main", help="main or sub"),
+             days: float = typer.Option(30, help="how long the URL may start a push (a running push is never cut)"),
+             data_dir: DataDirOption = None):
+    """Print an RTMP URL an encoder can push to by itself (a camera's RTMP setting, OBS, ffmpeg).
+
+    The URL holds a key for this one device channel; re-activating or deleting the device
+    revokes it. Example: ffmpeg -re -stream_loop -1 -i clip.mp4 -c copy -f flv "<URL>"
+    """
+    from faoyam.core.context import Context
+    from faoyam.core.errors import Problem
+    from faoyam.devices.streaming import encoder_stream_key
+    from faoyam.media.lifecycle import public_rtmp_url
+
+    settings = state_settings(data_dir)
+
+    async def run():
+        ctx = Context.build(settings)
+        try:
+            key = await encoder_stream_key(ctx, serial.strip().upper(), channel, stream, ttl_s=days * 86400)
+            return f"{public_rtmp_url(ctx, settings.media_rtmp_port)}/{key}"
+        finally:
+            await ctx.close()
+
+    try:
+        url = asyncio.run(run())
+    except Problem as exc:
+        console.print(f"[red]{exc.detail}[/]")
+        raise typer.Exit(1) from None
+    print(url)
 
 
 @app.command("broker-config")

@@ -40,7 +40,8 @@ from typing import Any
 from sqlalchemy import select
 
 from faoyam.core.context import Context
-from faoyam.core.errors import Problem
+from faoyam.core.errors import Invalid, NotFound, Problem
+from faoyam.devices import registry
 from faoyam.devices.gateway.presence import DeviceConnection
 from faoyam.devices.models import Channel, Device
 
@@ -103,6 +104,27 @@ async def check_token(ctx: Context, token: str, *, now: float | None = None) -> 
     if not hmac.compare_digest(expected, mac) or has_channel is None:
         return None
     return device_id, channel, stream
+
+
+async def encoder_stream_key(ctx: Context, serial: str, channel: int = 0, stream: str = "main", *,
+                             ttl_s: float = 30 * 86400.0) -> str:
+    """A publish token for an encoder that pushes on its own — a camera with a fixed RTMP
+    target, OBS, or ``ffmpeg -re -i clip.mp4 -c copy -f flv rtmp://…/live/<key>`` — instead of
+    when the service asks. The device must be bound and activated (the token is tied to its
+    credential generation: re-activating it, deleting it or erasing its owner revokes the
+    key at once, see :func:`check_token`). ``ttl_s`` defaults to 30 days: the key sits in an
+    encoder's settings, and a running push is never cut when it expires."""
+    if stream not in STREAMS:
+        raise Invalid("stream", f"The stream is one of {', '.join(STREAMS)}.", code="unknown-stream")
+    async with ctx.db.session() as s:
+        device = await registry.find_by_serial(s, ctx, serial)
+        if device is None or device.owner_id is None or device.credential_hash is None:
+            raise NotFound("No bound, activated device has this serial number.", code="device-not-found")
+        has_channel = (await s.execute(select(Channel.id).where(
+            Channel.device_id == device.id, Channel.index == channel))).first()
+        if has_channel is None:
+            raise NotFound(f"The device has no channel {channel}.", code="channel-not-found")
+        return mint_token(ctx.key, device.id, channel, stream, device.credential_generation, ttl_s=ttl_s)
 
 
 # Start and stop pushing on demand ---------------------------------------------------
