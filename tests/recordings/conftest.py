@@ -92,20 +92,20 @@ async def recorder(ctx, clock, tmp_path):
     hubs = StreamHubs(on_demand=demand.append)
     statuses: list = []
     rec = Recorder(ctx.db, ctx.blobs, hubs, tmp_path / "spool", backend=ctx.settings.blob_backend, segment_s=3.0,
-                   flush_s=0.2, clock=clock, retry_s=0.2, on_status=lambda ch, st: statuses.append((ch, st)))
+                   flush_s=0.2, clock=clock, retry_s=0.2, max_pending=8, on_status=lambda ch, st: statuses.append((ch, st)))
     rec.demand, rec.statuses = demand, statuses  # what the test looks at
     yield rec
     await rec.close(drain_timeout=10)
 
 
-async def wait_for(condition, timeout: float = 20.0, what: str = "condition"):
+async def wait_for(condition, timeout: float = 20.0, what: str = "condition", state=None):
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what}" + (f": {state()}" if state else ""))
         await asyncio.sleep(0.02)
 
 
