@@ -58,7 +58,7 @@ async def test_a_stream_is_recorded_as_segments_that_decode(ctx, owned, recorder
     for seg in segs:
         await _check_segment(ctx, seg)
         assert seg.codec.startswith("avc1.") and seg.backend == ctx.settings.blob_backend
-    assert [p.name for p in recorder.spool_dir.iterdir()] == []  # every spool stored and removed
+    assert list(recorder.spool_dir.glob("*.fmp4")) == []  # every spool stored and removed
 
 
 @pytest.mark.req("B5")
@@ -208,3 +208,16 @@ async def test_a_full_local_disk_cuts_the_spool_at_the_last_whole_write(ctx, own
     assert len(segs) == 2
     for seg in segs:
         await _check_segment(ctx, seg)
+
+
+@pytest.mark.req("B5")
+async def test_the_settings_say_which_channels_record(ctx, owned, recorder):
+    main, sub = owned.channel(), owned.channel(stream="sub")
+    assert await recorder.sync() == set()  # no settings: nothing is recorded
+    await service.set_channel_settings(ctx.db, owned.device_id, 0, service.ChannelSettings(streams=["main", "sub"]))
+    assert await recorder.sync() == {main, sub}
+    assert set(recorder.channels) == {main, sub} and set(recorder.demand) == {main, sub}
+    never = service.ChannelSettings(schedule=[0] * 7)
+    await service.set_channel_settings(ctx.db, owned.device_id, 0, never)
+    assert await recorder.sync() == set()
+    assert recorder.channels == {} and recorder.status(main) == "off"

@@ -27,6 +27,7 @@ from faoyam.devices.streaming import StreamDemand
 from faoyam.media.grants import devices_revocation
 from faoyam.media.hub import StreamHubs
 from faoyam.media.ids import ChannelId
+from faoyam.media import recorder
 from faoyam.media.live_http import LiveServer
 from faoyam.media.rtmp_server import RtmpServer
 
@@ -91,6 +92,7 @@ async def start(ctx: Context) -> None:
     demand.rtmp_url = public_rtmp_url(ctx, server.port)  # port 0 is known only once bound
     ctx.media_hubs, ctx.rtmp_server, ctx.stream_demand = hubs, server, demand
     try:
+        await recorder.start(ctx, hubs)  # repairs what a crash left, then records (docs/recording.md)
         ctx.live_server = await _serve_viewers(ctx, hubs)
     except BaseException:
         await stop(ctx)
@@ -99,6 +101,7 @@ async def start(ctx: Context) -> None:
 
 
 async def stop(ctx: Context) -> None:
+    await recorder.stop(ctx)  # segments in progress are closed and stored
     viewers, ctx.live_server = ctx.live_server, None
     if viewers is not None:
         live, http, task = viewers

@@ -59,6 +59,7 @@ SEGMENT_KIND = "recording_segment"
 SEGMENT_SECONDS = 60.0
 FLUSH_SECONDS = 1.0
 GAP_SECONDS = 3.0
+SYNC_SECONDS = 15.0  # how soon a changed setting or schedule hour takes effect
 MAX_PENDING = 3  # closed segments of one channel waiting for the blob store before it pauses
 UPLOADS = 4  # uploads in flight, all channels together
 RECORDER_QUEUE_BYTES = 16 << 20  # ~30 s of a 4 Mbit/s stream: rides out a slow disk second
@@ -239,6 +240,7 @@ class _Segment:
     keyframes: list[tuple[int, int]] = field(default_factory=list)
     buffer: list[bytes] = field(default_factory=list)
     buffered: int = 0
+    buffered_frames: int = 0
     last_flush: float = 0.0
 
     def duration_ms(self, timescale: int) -> int:
@@ -263,6 +265,7 @@ class ChannelRecorder:
         self.upload_failing: str | None = None
         self.spool_failed_until = 0.0
         self.segments_closed = 0
+        self.frames_spooled = 0  # video frames safely in a spool (what a kill -9 cannot take)
         self.fragments_dropped = 0
         self.lags = 0
         self._lock = asyncio.Lock()
@@ -374,6 +377,7 @@ class ChannelRecorder:
             seg.keyframes.append(((facts.dts - seg.dts0) * 1000 // self.timescale, seg.size + seg.buffered))
         seg.buffer.append(chunk)
         seg.buffered += len(chunk)
+        seg.buffered_frames += facts.samples
         seg.end_dts = facts.end
         seg.fragments += 1
         seg.frames += facts.samples
@@ -388,7 +392,7 @@ class ChannelRecorder:
             await recordings.open_segment(
                 m.db, segment_id=seg.id, device_id=self.channel.device_id, channel=self.channel.channel,
                 stream=self.channel.stream, start=start, codec=self.codec, width=self.width, height=self.height,
-                backend=m.backend, storage_key=seg.key, events=seg.events)
+                backend=m.backend, storage_key=seg.key, events=seg.events, writer=m.writer)
         except Exception:  # noqa: BLE001 - no index, no recording: try again at a later keyframe
             log.exception("recorder: %s: cannot index a new segment", self.channel)
             self._set_status("paused: database unavailable")
@@ -410,9 +414,9 @@ class ChannelRecorder:
         segment with what it has."""
         if not seg.buffer:
             return True
-        data = b"".join(seg.buffer)
+        data, frames = b"".join(seg.buffer), seg.buffered_frames
         seg.buffer.clear()
-        seg.buffered = 0
+        seg.buffered = seg.buffered_frames = 0
         seg.last_flush = self.manager.clock()
         try:
             await asyncio.to_thread(self.manager.spool_write, seg.fh, data)
@@ -425,6 +429,7 @@ class ChannelRecorder:
             self.spool_failed_until = self.manager.clock() + self.manager.retry_s
             return False
         seg.size += len(data)
+        self.frames_spooled += frames
         return True
 
     async def _flush_or_close(self, seg: _Segment) -> None:
@@ -532,6 +537,7 @@ class Recorder:
         self.db, self.blobs, self.hubs = db, blobs, hubs
         self.spool_dir = Path(spool_dir)
         self.spool_dir.mkdir(parents=True, exist_ok=True)
+        self.writer = spool_identity(self.spool_dir)
         self.backend = backend
         self.segment_s, self.flush_s, self.gap_s = segment_s, flush_s, gap_s
         self.max_pending, self.queue_bytes, self.retry_s = max_pending, queue_bytes, retry_s
@@ -543,6 +549,7 @@ class Recorder:
         self._upload_tasks: set[asyncio.Task] = set()
         self._events: dict[ChannelId, int] = {}
         self._ticker: asyncio.Task | None = None
+        self._syncer: asyncio.Task | None = None
         self.uploaded = 0
         self.upload_failures = 0
 
@@ -561,6 +568,34 @@ class Recorder:
         rec = self.channels.pop(channel, None)
         if rec is not None:
             await rec.stop()
+
+    async def sync(self, now: dt.datetime | None = None) -> set[ChannelId]:
+        """Record exactly the channel streams whose settings say so now (mode and schedule;
+        the schedule is read in UTC until devices' time zones are applied here)."""
+        now = now or utcnow()
+        wanted: set[ChannelId] = set()
+        for (device_id, channel), cs in (await recordings.all_channel_settings(self.db)).items():
+            # Event-only recording needs the alarm events (the alarms issue): until then
+            # such a channel is not recorded continuously by mistake.
+            if cs.mode == "continuous" and cs.scheduled(now):
+                wanted.update(ChannelId(device_id, channel, stream) for stream in cs.streams)
+        for channel in list(self.channels):
+            if channel not in wanted:
+                await self.stop_recording(channel)
+        for channel in wanted:
+            self.record(channel)
+        return wanted
+
+    async def _sync_loop(self, every: float) -> None:
+        while True:
+            try:
+                await self.sync()
+            except Exception:  # noqa: BLE001 - the database may be away a moment; keep recording
+                log.exception("recorder: cannot read the recording settings")
+            await asyncio.sleep(every)
+
+    def run_sync(self, every: float = SYNC_SECONDS) -> None:
+        self._syncer = asyncio.create_task(self._sync_loop(every), name="recorder-sync")
 
     def status(self, channel: ChannelId) -> str:
         rec = self.channels.get(channel)
@@ -625,6 +660,11 @@ class Recorder:
             await asyncio.gather(*list(self._upload_tasks), return_exceptions=True)
 
     async def close(self, drain_timeout: float = 30.0) -> None:
+        if self._syncer is not None:
+            self._syncer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._syncer
+            self._syncer = None
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -643,6 +683,18 @@ class Recorder:
     # -- repair on start --
     async def repair(self) -> RepairReport:
         return await repair(self.db, self.blobs, self.spool_dir)
+
+
+def spool_identity(spool_dir: Path) -> str:
+    """The recorder's id, kept in its spool directory: rows it writes carry it, so that with
+    several media workers each repairs only its own (the spool is local to its machine)."""
+    path = spool_dir / ".writer"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        ident = new_id()
+        path.write_text(ident)
+        return ident
 
 
 async def store_spool(blobs: BlobStore, key: str, spool: Path) -> int:
@@ -694,7 +746,8 @@ async def repair(db, blobs: BlobStore, spool_dir: Path, *, orphan_grace: dt.time
     before recording starts: a ``writing`` row is then never one being written."""
     report = RepairReport()
     spool_dir = Path(spool_dir)
-    for row in await recordings.segments_in_state(db, "writing"):
+    writer = spool_identity(spool_dir)
+    for row in await recordings.segments_in_state(db, "writing", writer):
         spool = spool_dir / f"{row.id}.fmp4"
         if spool.exists():
             scan, cut = await asyncio.to_thread(_read_and_cut, spool)
@@ -721,7 +774,7 @@ async def repair(db, blobs: BlobStore, spool_dir: Path, *, orphan_grace: dt.time
         await recordings.remove_segment(db, blobs, row.id, "recording repair")
         report.removed += 1
     # Spools no row is writing to: the row was erased (or removed above).
-    writing = {row.id for row in await recordings.segments_in_state(db, "writing")}
+    writing = {row.id for row in await recordings.segments_in_state(db, "writing", writer)}
     for path in await asyncio.to_thread(lambda: sorted(spool_dir.glob("*.fmp4"))):
         if path.stem not in writing:
             await asyncio.to_thread(path.unlink, True)
@@ -776,6 +829,7 @@ async def start(ctx: Context, hubs: StreamHubs) -> Recorder:
     report = await rec.repair()
     log.info("recorder repair", extra={k: v for k, v in vars(report).items()})
     _RECORDERS[id(ctx)] = rec
+    rec.run_sync()
     return rec
 
 

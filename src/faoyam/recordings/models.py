@@ -104,4 +104,6 @@ class Segment(Base):
     storage_key: Mapped[str] = mapped_column(String(200), unique=True, info=_rec("media", blob="recording_segment"))
     state: Mapped[str] = mapped_column(String(10), default="writing", info=not_personal(
         "writing | complete | repaired"))
+    writer: Mapped[str] = mapped_column(String(32), default="", info=not_personal(
+        "random id of the recorder (its spool directory) writing it: only that one's repair pass finishes it"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, info=_BOOK)

@@ -154,11 +154,11 @@ class SegmentInfo:
 
 async def open_segment(db: Database, *, segment_id: str, device_id: str, channel: int, stream: str,
                        start: dt.datetime, codec: str, width: int, height: int, backend: str,
-                       storage_key: str, events: int = 0) -> None:
+                       storage_key: str, events: int = 0, writer: str = "") -> None:
     async with db.transaction() as s:
         s.add(Segment(id=segment_id, device_id=device_id, channel=channel, stream=stream, start=start, end=start,
                       codec=codec, width=width, height=height, backend=backend, storage_key=storage_key,
-                      events=events, state="writing"))
+                      events=events, state="writing", writer=writer))
 
 
 async def finish_segment(db: Database, segment_id: str, info: SegmentInfo, *, state: str = "complete") -> bool:
@@ -184,9 +184,10 @@ async def mark_events(db: Database, segment_id: str, flags: int) -> None:
             events=Segment.events.op("|")(flags)))
 
 
-async def segments_in_state(db: Database, state: str) -> list[Segment]:
+async def segments_in_state(db: Database, state: str, writer: str | None = None) -> list[Segment]:
+    cond = [Segment.state == state] + ([Segment.writer == writer] if writer is not None else [])
     async with db.session() as s:
-        return list((await s.execute(select(Segment).where(Segment.state == state))).scalars())
+        return list((await s.execute(select(Segment).where(*cond))).scalars())
 
 
 async def segments(db: Database, device_id: str, channel: int, stream: str = "main",

@@ -38,6 +38,7 @@ def upgrade() -> None:
     sa.Column('backend', sa.String(length=8), nullable=False),
     sa.Column('storage_key', sa.String(length=200), nullable=False),
     sa.Column('state', sa.String(length=10), nullable=False),
+    sa.Column('writer', sa.String(length=32), nullable=False),
     sa.Column('created_at', faoyam.core.database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['device_id'], ['devices.id'], name=op.f('fk_recording_segments_device_id_devices')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_recording_segments')),
