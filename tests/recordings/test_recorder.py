@@ -221,3 +221,15 @@ async def test_the_settings_say_which_channels_record(ctx, owned, recorder):
     await service.set_channel_settings(ctx.db, owned.device_id, 0, never)
     assert await recorder.sync() == set()
     assert recorder.channels == {} and recorder.status(main) == "off"
+
+
+async def test_the_recorder_cleans_up_when_the_local_disk_is_nearly_full(ctx, owned, recorder, clip):
+    channel = owned.channel()
+    rec = recorder.record(channel)
+    feed(recorder.hubs.get(channel), clip, loops=4)
+    await wait_for(lambda: rec.segments_closed >= 2 and recorder.uploaded >= 2, what="two segments stored")
+    recorder.free_bytes, recorder.min_free_bytes = (lambda: 0), 1
+    # Local segments go, oldest first (the one being written stays); S3 is not this disk.
+    assert await recorder.check_disk() == (2 if ctx.settings.blob_backend == "local" else 0)
+    recorder.free_bytes = lambda: 10
+    assert await recorder.check_disk() == 0

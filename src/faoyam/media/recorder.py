@@ -52,6 +52,7 @@ from faoyam.media.fmp4_parse import FragmentError, boxes, is_init
 from faoyam.media.hub import StreamHub, StreamHubs, Subscription
 from faoyam.media.ids import ChannelId
 from faoyam.recordings import service as recordings
+from faoyam.recordings.retention import emergency_cleanup
 
 log = logging.getLogger("faoyam.media.recorder")
 
@@ -59,6 +60,8 @@ SEGMENT_KIND = "recording_segment"
 SEGMENT_SECONDS = 60.0
 FLUSH_SECONDS = 1.0
 GAP_SECONDS = 3.0
+MIN_FREE_BYTES = 1 << 30  # below this on the local disk, the oldest recordings make room
+DISK_CHECK_TICKS = 30  # ticks (~1 s each) between two looks at the free space
 SYNC_SECONDS = 15.0  # how soon a changed setting or schedule hour takes effect
 MAX_PENDING = 3  # closed segments of one channel waiting for the blob store before it pauses
 UPLOADS = 4  # uploads in flight, all channels together
@@ -533,7 +536,8 @@ class Recorder:
     def __init__(self, db, blobs: BlobStore, hubs: StreamHubs, spool_dir: Path, *, backend: str = "local",
                  segment_s: float = SEGMENT_SECONDS, flush_s: float = FLUSH_SECONDS, gap_s: float = GAP_SECONDS,
                  max_pending: int = MAX_PENDING, uploads: int = UPLOADS, queue_bytes: int = RECORDER_QUEUE_BYTES,
-                 retry_s: float = 5.0, clock: Callable[[], float] = time.time, on_status: StatusHook | None = None):
+                 retry_s: float = 5.0, clock: Callable[[], float] = time.time, on_status: StatusHook | None = None,
+                 min_free_bytes: int = MIN_FREE_BYTES, free_bytes: Callable[[], int] | None = None):
         self.db, self.blobs, self.hubs = db, blobs, hubs
         self.spool_dir = Path(spool_dir)
         self.spool_dir.mkdir(parents=True, exist_ok=True)
@@ -544,6 +548,9 @@ class Recorder:
         self.clock = clock
         self.on_status = on_status
         self.spool_write = _spool_write  # tests replace it with one that fails
+        self.min_free_bytes = min_free_bytes
+        self.free_bytes = free_bytes or (lambda: shutil.disk_usage(self.spool_dir).free)
+        self.emergency_deleted = 0
         self.channels: dict[Hashable, ChannelRecorder] = {}
         self._uploads = asyncio.Semaphore(uploads)
         self._upload_tasks: set[asyncio.Task] = set()
@@ -611,6 +618,7 @@ class Recorder:
         return self._events.get(channel, 0)
 
     async def _tick_loop(self) -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(min(self.flush_s, 1.0))
             for rec in list(self.channels.values()):
@@ -618,6 +626,22 @@ class Recorder:
                     await rec.tick()
                 except Exception:  # noqa: BLE001
                     log.exception("recorder tick failed")
+            ticks += 1
+            if ticks % DISK_CHECK_TICKS == 0:
+                await self.check_disk()
+
+    async def check_disk(self) -> int:
+        """The emergency clean-up when the local disk (the spool's, and the local store's
+        when they share it) is nearly full: the oldest unprotected local segments go."""
+        try:
+            if (await asyncio.to_thread(self.free_bytes)) >= self.min_free_bytes:
+                return 0
+            n = await emergency_cleanup(self.db, self.blobs, self.free_bytes, self.min_free_bytes)
+        except Exception:  # noqa: BLE001 - the next check tries again
+            log.exception("recorder: emergency clean-up failed")
+            return 0
+        self.emergency_deleted += n
+        return n
 
     # -- uploads --
     def upload_later(self, rec: ChannelRecorder, seg_id: str, key: str, spool: Path,
