@@ -58,7 +58,8 @@ log = logging.getLogger("faoyam.media.recorder")
 
 SEGMENT_KIND = "recording_segment"
 SEGMENT_SECONDS = 60.0
-FLUSH_SECONDS = 1.0
+FLUSH_SECONDS = 0.75  # with BATCH_SECONDS: a spool write about once a second
+BATCH_SECONDS = 0.25  # the recorder reads its subscription at most this often
 GAP_SECONDS = 3.0
 MIN_FREE_BYTES = 1 << 30  # below this on the local disk, the oldest recordings make room
 DISK_CHECK_TICKS = 30  # ticks (~1 s each) between two looks at the free space
@@ -244,6 +245,7 @@ class _Segment:
     buffer: list[bytes] = field(default_factory=list)
     buffered: int = 0
     buffered_frames: int = 0
+    flushed_dts: int = 0  # end of the media already in the spool
     last_flush: float = 0.0
 
     def duration_ms(self, timescale: int) -> int:
@@ -321,8 +323,16 @@ class ChannelRecorder:
                         else:
                             await self._fragment(chunk)
                     seg = self.segment
-                    if seg is not None and seg.buffer and self.manager.clock() - seg.last_flush >= self.manager.flush_s:
+                    if seg is not None and seg.buffer and (
+                            self.manager.clock() - seg.last_flush >= self.manager.flush_s
+                            or seg.end_dts - seg.flushed_dts >= self.manager.flush_s * self.timescale):
+                        # Due by the wall clock, or the buffer holds a flush interval of
+                        # media (a loaded loop must not let the unsaved part grow).
                         await self._flush_or_close(seg)
+                if self.manager.batch_s:
+                    # Let fragments gather in the bounded subscription: one wake-up per
+                    # batch instead of one per frame (the hub still never waits).
+                    await asyncio.sleep(self.manager.batch_s)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -390,6 +400,7 @@ class ChannelRecorder:
         start = self._contiguous_end or dt.datetime.fromtimestamp(now, dt.UTC)
         seg_id = new_id()
         seg = _Segment(id=seg_id, key=BlobStore.new_key(SEGMENT_KIND), start=start, wall0=now, dts0=facts.dts,
+                       flushed_dts=facts.dts,
                        spool=m.spool_dir / f"{seg_id}.fmp4", last_flush=now, events=m.events_for(self.channel))
         try:
             await recordings.open_segment(
@@ -420,7 +431,7 @@ class ChannelRecorder:
         data, frames = b"".join(seg.buffer), seg.buffered_frames
         seg.buffer.clear()
         seg.buffered = seg.buffered_frames = 0
-        seg.last_flush = self.manager.clock()
+        seg.last_flush, seg.flushed_dts = self.manager.clock(), seg.end_dts
         try:
             await asyncio.to_thread(self.manager.spool_write, seg.fh, data)
         except OSError:
@@ -537,7 +548,8 @@ class Recorder:
                  segment_s: float = SEGMENT_SECONDS, flush_s: float = FLUSH_SECONDS, gap_s: float = GAP_SECONDS,
                  max_pending: int = MAX_PENDING, uploads: int = UPLOADS, queue_bytes: int = RECORDER_QUEUE_BYTES,
                  retry_s: float = 5.0, clock: Callable[[], float] = time.time, on_status: StatusHook | None = None,
-                 min_free_bytes: int = MIN_FREE_BYTES, free_bytes: Callable[[], int] | None = None):
+                 min_free_bytes: int = MIN_FREE_BYTES, free_bytes: Callable[[], int] | None = None,
+                 batch_s: float = BATCH_SECONDS):
         self.db, self.blobs, self.hubs = db, blobs, hubs
         self.spool_dir = Path(spool_dir)
         self.spool_dir.mkdir(parents=True, exist_ok=True)
@@ -549,6 +561,7 @@ class Recorder:
         self.on_status = on_status
         self.spool_write = _spool_write  # tests replace it with one that fails
         self.min_free_bytes = min_free_bytes
+        self.batch_s = batch_s
         self.free_bytes = free_bytes or (lambda: shutil.disk_usage(self.spool_dir).free)
         self.emergency_deleted = 0
         self.channels: dict[Hashable, ChannelRecorder] = {}
