@@ -26,6 +26,7 @@ from faoyam.core.context import Context
 from faoyam.devices import lifecycle as devices
 from faoyam.devices import live_snapshots
 from faoyam.devices.streaming import StreamDemand
+from faoyam.media import recorder
 from faoyam.media.grants import devices_revocation
 from faoyam.media.hub import StreamHubs
 from faoyam.media.ids import ChannelId
@@ -101,6 +102,7 @@ async def start(ctx: Context) -> None:
     flog.own_url(demand.rtmp_url)  # where devices push is the service's address, not a person's
     ctx.media_hubs, ctx.rtmp_server, ctx.stream_demand = hubs, server, demand
     try:
+        await recorder.start(ctx, hubs)  # repairs what a crash left, then records (docs/recording.md)
         ctx.live_server = await _serve_viewers(ctx, hubs)
     except BaseException:
         await stop(ctx)
@@ -109,6 +111,7 @@ async def start(ctx: Context) -> None:
 
 
 async def stop(ctx: Context) -> None:
+    await recorder.stop(ctx)  # segments in progress are closed and stored
     viewers, ctx.live_server = ctx.live_server, None
     if viewers is not None:
         live, http, task = viewers
