@@ -95,6 +95,8 @@ async def seed(data: Path) -> dict:
     from faoyam.devices.schemas import AddDeviceIn
 
     ctx = Context.build(settings_for(data))
+    import faoyam.models  # noqa: F401 - every domain's tables, so create_all makes them all
+
     await ctx.db.create_all()
     serials = itertools.count(1)
     pic = io.BytesIO()

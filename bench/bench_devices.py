@@ -191,6 +191,8 @@ async def setup(args, work: Path, mosq) -> dict:
     s = Settings(data_dir=work / "data", database_url=args.db or None, mqtt_mode="external", mqtt_port=mosq.port,
                  mqtt_username=mosq.service_user, mqtt_password=mosq.service_password, log_level="WARNING", _env_file=None)
     ctx = Context.build(s)
+    import faoyam.models  # noqa: F401 - every domain's tables, so create_all makes them all
+
     await ctx.db.create_all()
     await lifecycle.start(ctx)
     fleet = make_cameras(args.devices, seed=args.seed)

@@ -86,7 +86,9 @@ async def child(total_mb: int, conf: dict) -> dict:
         s = Settings(**conf, data_dir=Path(tmp), mqtt_mode="off", jobs_enabled=False, log_level="WARNING",
                      _env_file=None)
         ctx = Context.build(s)
-        await ctx.db.create_all()
+        import faoyam.models  # noqa: F401 - every domain's tables, so create_all makes them all
+
+    await ctx.db.create_all()
         async with ctx.db.transaction() as session:
             user = User(email="bench@example.com", country="TH", nickname="Bench", age_confirmed_at=utcnow())
             session.add(user)

@@ -130,6 +130,8 @@ async def main(args) -> None:
     s = Settings(data_dir=tmp / "data", database_url=args.db or None, mqtt_mode="external", log_level="WARNING",
                  _env_file=None)
     ctx = Context.build(s)
+    import faoyam.models  # noqa: F401 - every domain's tables, so create_all makes them all
+
     await ctx.db.create_all()
     rng = random.Random(7)
     uid = await make_user(ctx)
