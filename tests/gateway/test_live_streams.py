@@ -341,6 +341,8 @@ async def test_an_encoder_pushes_by_itself_with_a_push_url_and_the_key_dies_with
     _, err = await asyncio.wait_for(push.communicate(), 60)
     assert push.returncode == 0, err.decode()
     await eventually(lambda: collector.sub.samples_read >= len(clip.packets) + len(clip.audio_packets), 30)
+    # the viewer's last fragment may still be on its way to the collector: wait for the frames
+    await eventually(lambda: probe(collector.data).decoded >= len(clip.packets), 30)
     got = probe(collector.data)
     assert got.streams["video"] == ("h264", clip.width, clip.height) and got.decoded == len(clip.packets)
 
