@@ -63,8 +63,10 @@ async def test_export_memory_does_not_grow_with_the_accounts_blobs(client, ctx):
     await add_blobs(ctx, big["user_id"], 3, 8 * MB)  # more blobs, and each larger than a read chunk
     peak_small, size_small = await _peak_while_exporting(ctx, Subject(user_id=small["user_id"]))
     peak_big, size_big = await _peak_while_exporting(ctx, Subject(user_id=big["user_id"]))
-    assert size_big > 10 * size_small  # twelve times the data ...
-    assert peak_big < 1.5 * peak_small  # ... with about the same memory
+    assert size_big > 10 * size_small  # twelve times the data (22 MB more) ...
+    # ... with about the same memory: a read chunk or two more at most (an S3 body arrives in
+    # network-sized pieces of at least the chunk size, so the peak wobbles by about one)
+    assert peak_big - peak_small < 3 * MB, (peak_small, peak_big)
     assert peak_big < 8 * MB  # never a whole blob
 
 
