@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     media_rtmp_host: str = "127.0.0.1"
     media_rtmp_port: int = 1935
     media_rtmp_public_url: str | None = None
+    # Ingest reads every pushing camera in batches (media/rtmp_server.py): this often while
+    # someone watches the stream live, and this often while only the recorder or a detector
+    # reads it — longer batches cost less CPU; nobody waits on them.
+    media_read_interval_seconds: float = Field(0.1, ge=0, le=1)
+    media_background_read_interval_seconds: float = Field(0.5, ge=0, le=5)
     # How long a stream nobody watches keeps coming before the device is told to stop.
     media_stream_linger_seconds: float = Field(10.0, ge=0)
     # How long a publish token sent with start_stream may be used to start pushing.

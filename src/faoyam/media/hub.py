@@ -50,8 +50,9 @@ class Subscription:
     ``async for chunks in sub``. ``closed_reason`` says why the hub ended it.
     """
 
-    def __init__(self, hub: StreamHub, max_bytes: int, max_lags: int):
+    def __init__(self, hub: StreamHub, max_bytes: int, max_lags: int, background: bool = False):
         self.hub = hub
+        self.background = background
         self.max_bytes = max_bytes
         self.max_lags = max_lags
         self._queue: deque[tuple[bytes, int]] = deque()  # (bytes, samples in them)
@@ -169,6 +170,9 @@ class StreamHub:
         self.gop_bytes = gop_bytes
         self.publisher: Publisher | None = None
         self.subscribers: set[Subscription] = set()
+        # Consumers a person is waiting on (not ``background``): while there is none, ingest
+        # may read the publisher in longer batches (see RtmpServer's ``background_interval``).
+        self.live_subscribers = 0
         self._gop: list[Fragment] = []
         self._gop_size = 0
         self.samples_in = 0
@@ -226,12 +230,19 @@ class StreamHub:
             sub._offer(fragment)
 
     # -- consumer side --
-    def subscribe(self, *, queue_bytes: int | None = None, max_lags: int | None = None) -> Subscription:
-        """A new consumer; it starts with the init segment and the current GOP, if any."""
+    def subscribe(self, *, queue_bytes: int | None = None, max_lags: int | None = None,
+                  background: bool = False) -> Subscription:
+        """A new consumer; it starts with the init segment and the current GOP, if any.
+
+        ``background``: nobody watches what this consumer reads as it happens (the recorder,
+        a detector), so a few hundred milliseconds more latency cost it nothing — a stream
+        with only background consumers is read by ingest in longer, cheaper batches."""
         sub = Subscription(self, queue_bytes or self.queue_bytes,
-                           self.max_lags if max_lags is None else max_lags)
+                           self.max_lags if max_lags is None else max_lags, background)
         first = not self.subscribers
         self.subscribers.add(sub)
+        if not background:
+            self.live_subscribers += 1
         if self.muxer.init is not None:
             sub._offer_init(self.muxer.init)
             for fragment in self._gop:
@@ -243,6 +254,8 @@ class StreamHub:
     def _unsubscribe(self, sub: Subscription) -> None:
         if sub in self.subscribers:
             self.subscribers.discard(sub)
+            if not sub.background:
+                self.live_subscribers -= 1
             if sub.closed_reason not in (None, "closed"):
                 log.info("media: %s: consumer dropped: %s", self.stream, sub.closed_reason)
             if not self.subscribers and self.on_idle is not None:

@@ -97,7 +97,9 @@ async def start(ctx: Context) -> None:
         verdict = await demand.authorize(app, key)
         return ChannelId(*verdict) if verdict is not None else None
 
-    server = await RtmpServer(hubs, authorize).start(s.media_rtmp_host, s.media_rtmp_port)
+    server = await RtmpServer(hubs, authorize, read_interval=s.media_read_interval_seconds,
+                              background_interval=s.media_background_read_interval_seconds,
+                              ).start(s.media_rtmp_host, s.media_rtmp_port)
     demand.rtmp_url = public_rtmp_url(ctx, server.port)  # port 0 is known only once bound
     flog.own_url(demand.rtmp_url)  # where devices push is the service's address, not a person's
     ctx.media_hubs, ctx.rtmp_server, ctx.stream_demand = hubs, server, demand
