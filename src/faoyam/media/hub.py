@@ -56,7 +56,7 @@ class Subscription:
         self.max_bytes = max_bytes
         self.max_lags = max_lags
         self._queue: deque[tuple[bytes, int]] = deque()  # (bytes, samples in them)
-        self._init_queued = False  # an init segment is at the head and not yet read
+        self._unread_init: bytes | None = None  # the latest init segment, while it is queued
         self._waiting_for_keyframe = True
         self._waiter: asyncio.Future | None = None
         self.queued_bytes = 0
@@ -74,11 +74,10 @@ class Subscription:
             waiter.set_result(None)
 
     def _offer_init(self, init: bytes) -> None:
-        """A (new) init segment: it replaces anything queued from before the change."""
-        self._queue.clear()
-        self.queued_bytes = 0
+        """A (new) init segment, queued after what came before the change: the recorder
+        must not lose the old stream's last fragments, and a player switches at the init."""
         self._waiting_for_keyframe = True
-        self._init_queued = True
+        self._unread_init = init
         self._push(init, 0)
 
     def _offer(self, fragment: Fragment) -> None:
@@ -100,11 +99,10 @@ class Subscription:
         if self.lags > self.max_lags:
             self.close(f"too slow: fell behind {self.lags} times")
             return
-        keep_init = self._queue[0] if self._init_queued and self._queue else None
         self._queue.clear()
         self.queued_bytes = 0
-        if keep_init is not None:
-            self._push(*keep_init)
+        if self._unread_init is not None:  # what follows needs it: it stays
+            self._push(self._unread_init, 0)
         self._waiting_for_keyframe = True
 
     # -- consumer side --
@@ -126,7 +124,7 @@ class Subscription:
         self.samples_read += sum(samples for _, samples in self._queue)
         self._queue.clear()
         self.queued_bytes = 0
-        self._init_queued = False
+        self._unread_init = None
         return chunks
 
     def __aiter__(self):
