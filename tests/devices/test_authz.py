@@ -61,6 +61,8 @@ ENDPOINTS = [
     Endpoint("PUT", "/devices/{d}/channels/0/cover", "manage", 204, PNG),
     Endpoint("GET", "/devices/{d}/channels/0/cover", "view", 200),
     Endpoint("DELETE", "/devices/{d}/channels/0/cover", "manage", 204),
+    Endpoint("GET", "/devices/{d}/channels/0/detection", "manage", 200),
+    Endpoint("PUT", "/devices/{d}/channels/0/detection", "manage", 200, {"enabled": True, "sensitivity": 60}),
     Endpoint("PUT", "/devices/{d}/password", "manage", 204, {"password": "Another-2026"}),
     Endpoint("POST", "/devices/{d}/password/reset", "manage", 204),
     Endpoint("PUT", "/devices/{d}/wifi", "manage", 204, {"ssid": "Net", "password": "wifi-pass-1"}),
