@@ -153,13 +153,18 @@ class ChannelDetector:
         self.task = asyncio.create_task(self._run(), name=f"motion:{self.hub.stream}")
         return self
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Leave the hub; the batch being analysed is finished and its episodes reported
+        (within ``timeout``), then the episode in progress is reported too."""
         if self._sub is not None:
             self._sub.close()
         if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+            try:
+                await asyncio.wait_for(asyncio.shield(self.task), timeout)
+            except TimeoutError:
+                self.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.task
         ep = self.analyzer.close()
         if ep is not None:
             await self._report(ep)
