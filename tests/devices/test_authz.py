@@ -109,6 +109,9 @@ OTHER_ROUTES: dict[str, str] = {
     "POST /api/v1/device-shares/{share_id}/decline": "signed-in", "DELETE /api/v1/device-shares/{share_id}": "signed-in",
     "GET /devices/add": "signed-in page", "GET /devices/invitations": "signed-in page",
     "GET /devices/{device_id}": "signed-in page", "GET /devices/{device_id}/sharing": "signed-in page",
+    # Motion detection settings (web/detection_pages.py): the owner's, by detection.service
+    # (devices.authz "manage"); tested in tests/detection/test_pages.py.
+    "GET /devices/{device_id}/detection/{channel}": "signed-in page",
     "GET /s/{token}": "page", "GET /api/v1/share-links/{token}": "public",
     # Live view (web/device_pages.py): authorization by devices.authz.require(…, "live", channel),
     # tested in tests/web/test_live_pages.py; share-link live view by the link itself.
