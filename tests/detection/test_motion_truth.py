@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from faoyam.media.motion import ZONE_ROWS, match_episodes, truth_intervals
-from tests.detection.conftest import MOTION, detect
+from tests.detection.conftest import MOTION, detect, motion_clip
 
 TOLERANCE = 1.5  # s: a keyframe interval (1 s) plus half a second — see docs/motion-detection.md
 
@@ -84,3 +84,14 @@ async def test_sensitivity_and_a_zone_that_leaves_out_the_on_screen_clock(clip):
     no_clock = [0xFFFF] * (ZONE_ROWS - 1) + [0]
     events, _ = await detect(clip, loops=1, mode="keyframes", sensitivity=90, zones=no_clock)
     assert len(events) == len(MOTION)
+
+
+@pytest.mark.req("B11")
+@pytest.mark.parametrize("mode", ["keyframes", "frames"])
+async def test_b_frames_and_h265_are_dated_by_presentation_time(mode):
+    """A decoder holds frames back with B-frames: pictures are dated by their frame's
+    presentation time, not by when the decoder gave them out."""
+    for clip in (motion_clip(bframes=2), motion_clip(codec="h265", width=352, height=198)):
+        events, _ = await detect(clip, loops=1, mode=mode)
+        match, _ = _score(events, clip, 1)
+        assert match.precision == 1.0 and match.recall == 1.0, (clip.codec, [(e.start, e.end) for e in events])

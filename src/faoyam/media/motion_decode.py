@@ -98,17 +98,28 @@ class _Decoder:
         self.decoded = 0
         self.errors = 0
 
-    def pictures(self, samples: list[tuple[float, bytes]]) -> list[tuple[float, object, object]]:
-        """[(media time, grey ndarray, frame)] for the samples worth analysing."""
+    def pictures(self, samples: list[tuple[int, int, bytes]]) -> list[tuple[float, object, object]]:
+        """[(media time, grey ndarray, frame)] for the samples worth analysing. A sample is
+        ``(pts, dts, bytes)`` in the track's timescale; the time of a picture is its frame's
+        presentation time, so a decoder that holds a frame back (B-frames) still dates it right."""
         out = []
-        for t, data in samples:
+        scale = self.track.timescale
+        for pts, dts, data in samples:
+            packet = self._packet(data)
+            packet.pts, packet.dts = pts, dts
             try:
-                frames = self.ctx.decode(self._packet(data))
+                frames = self.ctx.decode(packet)
+                if not frames and self.mode == "keyframes":
+                    # With B-frames the decoder holds the picture back for reordering; a
+                    # keyframe has no later frames to wait for: drain it, and start afresh.
+                    frames = self.ctx.decode(None)
+                    self.ctx.flush_buffers()
             except Exception:  # noqa: BLE001 - a corrupt sample: the next keyframe recovers
                 self.errors += 1
                 continue
             for frame in frames:
                 self.decoded += 1
+                t = (frame.pts if frame.pts is not None else pts) / scale
                 if self.mode == "frames":
                     if self._next_t is not None and t < self._next_t:
                         continue
@@ -139,6 +150,7 @@ class ChannelDetector:
         self.task: asyncio.Task | None = None
         self.events = 0
         self.samples = 0  # samples handed to the decoder
+        self._pending: list[Episode] = []  # episodes that ended in the batch being processed
 
     @property
     def decoded(self) -> int:
@@ -202,7 +214,7 @@ class ChannelDetector:
 
     async def _process(self, chunks: list[bytes]) -> None:
         self._pending: list[Episode] = []
-        samples: list[tuple[float, bytes]] = []
+        samples: list[tuple[int, int, bytes]] = []
         for chunk in chunks:
             if is_init(chunk):
                 await self._decode(samples)
@@ -219,9 +231,9 @@ class ChannelDetector:
                 if not run.video:
                     continue
                 dts = run.base_dts
-                for duration, key, payload in zip(run.durations, run.keyframes, run.payloads):
+                for duration, cts, key, payload in zip(run.durations, run.cts_offsets, run.keyframes, run.payloads):
                     if self.mode == "frames" or key:
-                        samples.append((dts / self.track.timescale, bytes(payload)))
+                        samples.append((dts + cts, dts, bytes(payload)))
                     dts += duration
                     if self.mode == "keyframes":
                         break  # the rest of a keyframe fragment is P-frames
@@ -229,7 +241,7 @@ class ChannelDetector:
         for ep in self._pending:
             await self._report(ep)
 
-    async def _decode(self, samples: list[tuple[float, bytes]]) -> None:
+    async def _decode(self, samples: list[tuple[int, int, bytes]]) -> None:
         if not samples or self.track is None:
             return
         if self._decoder is None:
@@ -242,7 +254,7 @@ class ChannelDetector:
         self.samples += len(samples)
         pictures = await asyncio.to_thread(self._decoder.pictures, samples)
         now = self.clock()
-        latest = samples[-1][0]
+        latest = samples[-1][0] / self.track.timescale
         for t, grey, frame in pictures:
             ep = self.analyzer.feed(t, grey, frame, wall=now - (latest - t))
             if ep is not None:
