@@ -98,3 +98,20 @@ async def test_settings_go_with_the_device(ctx):
 
 async def test_the_media_role_runs_the_worker(ctx, app):
     assert motion_worker.worker_of(ctx) is not None
+
+
+@pytest.mark.req("B11")
+async def test_a_detector_stopped_by_an_error_is_started_again(ctx):
+    owned = await make_owned(ctx)
+    key = (owned.device_id, 0)
+    await service.store_detection(ctx.db, *key, service.ChannelDetection(enabled=True))
+    worker, hubs, _ = await _worker(ctx)
+    try:
+        await worker.sync()
+        det = worker.detectors[key][0]
+        det.task.cancel()  # as if an error had ended it
+        await wait_for(lambda: det.task.done(), what="the detector ended")
+        await worker.sync()
+        assert worker.detectors[key][0] is not det and not worker.detectors[key][0].task.done()
+    finally:
+        await worker.close()

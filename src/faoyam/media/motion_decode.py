@@ -171,9 +171,8 @@ class ChannelDetector:
         if self._sub is not None:
             self._sub.close()
         if self.task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self.task), timeout)
-            except TimeoutError:
+            await asyncio.wait({self.task}, timeout=timeout)  # never raises: the task's end is its own
+            if not self.task.done():
                 self.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self.task
@@ -213,7 +212,7 @@ class ChannelDetector:
             self._pending.append(ep)
 
     async def _process(self, chunks: list[bytes]) -> None:
-        self._pending: list[Episode] = []
+        self._pending = []
         samples: list[tuple[int, int, bytes]] = []
         for chunk in chunks:
             if is_init(chunk):

@@ -67,7 +67,8 @@ class MotionWorker:
         wanted = await self.settings()
         for key, (det, old) in list(self.detectors.items()):
             new = wanted.get(key)
-            if new is None or new.stream != old.stream:
+            if new is None or new.stream != old.stream or det.task is None or det.task.done():
+                # Off, another stream, or stopped by an error (logged): a fresh one starts below.
                 del self.detectors[key]
                 await det.stop()
             elif (new.sensitivity, new.zones) != (old.sensitivity, old.zones):
