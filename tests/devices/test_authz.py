@@ -184,6 +184,7 @@ class World:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def world(tmp_path_factory, pg_url):
     settings = Settings(data_dir=tmp_path_factory.mktemp("authz") / "data", database_url=pg_url, mqtt_mode="off",
+                        media_rtmp_port=0, media_http_port=0,  # never a fixed port: other test runs share the machine
                         _env_file=None)
     settings.ensure_dirs()
     ctx = Context.build(settings)
