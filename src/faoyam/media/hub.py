@@ -50,9 +50,11 @@ class Subscription:
     ``async for chunks in sub``. ``closed_reason`` says why the hub ended it.
     """
 
-    def __init__(self, hub: StreamHub, max_bytes: int, max_lags: int, background: bool = False):
+    def __init__(self, hub: StreamHub, max_bytes: int, max_lags: int, background: bool = False,
+                 keyframes_only: bool = False):
         self.hub = hub
         self.background = background
+        self.keyframes_only = keyframes_only  # a detector that decodes keyframes only: the rest never queues
         self.max_bytes = max_bytes
         self.max_lags = max_lags
         self._queue: deque[tuple[bytes, int]] = deque()  # (bytes, samples in them)
@@ -81,6 +83,8 @@ class Subscription:
         self._push(init, 0)
 
     def _offer(self, fragment: Fragment) -> None:
+        if self.keyframes_only and not fragment.keyframe:
+            return
         if self._waiting_for_keyframe:
             if not fragment.keyframe:
                 self.skipped_fragments += 1
@@ -229,14 +233,16 @@ class StreamHub:
 
     # -- consumer side --
     def subscribe(self, *, queue_bytes: int | None = None, max_lags: int | None = None,
-                  background: bool = False) -> Subscription:
+                  background: bool = False, keyframes_only: bool = False) -> Subscription:
         """A new consumer; it starts with the init segment and the current GOP, if any.
 
         ``background``: nobody watches what this consumer reads as it happens (the recorder,
         a detector), so a few hundred milliseconds more latency cost it nothing — a stream
-        with only background consumers is read by ingest in longer, cheaper batches."""
+        with only background consumers is read by ingest in longer, cheaper batches.
+        ``keyframes_only``: it is offered only the fragments that start with a keyframe (the
+        muxer starts a fragment at every video keyframe), so it wakes once per GOP."""
         sub = Subscription(self, queue_bytes or self.queue_bytes,
-                           self.max_lags if max_lags is None else max_lags, background)
+                           self.max_lags if max_lags is None else max_lags, background, keyframes_only)
         first = not self.subscribers
         self.subscribers.add(sub)
         if not background:

@@ -26,7 +26,7 @@ from faoyam.core.context import Context
 from faoyam.devices import lifecycle as devices
 from faoyam.devices import live_snapshots
 from faoyam.devices.streaming import StreamDemand
-from faoyam.media import recorder
+from faoyam.media import motion_worker, recorder
 from faoyam.media.grants import devices_revocation
 from faoyam.media.hub import StreamHubs
 from faoyam.media.ids import ChannelId
@@ -105,6 +105,7 @@ async def start(ctx: Context) -> None:
     ctx.media_hubs, ctx.rtmp_server, ctx.stream_demand = hubs, server, demand
     try:
         await recorder.start(ctx, hubs)  # repairs what a crash left, then records (docs/recording.md)
+        await motion_worker.start(ctx, hubs)  # server-side motion detection (docs/motion-detection.md)
         ctx.live_server = await _serve_viewers(ctx, hubs)
     except BaseException:
         await stop(ctx)
@@ -113,6 +114,7 @@ async def start(ctx: Context) -> None:
 
 
 async def stop(ctx: Context) -> None:
+    await motion_worker.stop(ctx)  # an episode in progress is reported
     await recorder.stop(ctx)  # segments in progress are closed and stored
     viewers, ctx.live_server = ctx.live_server, None
     if viewers is not None:
