@@ -9,6 +9,7 @@
     faoyam privacy purge    remove data past its retention
     faoyam outbox           show mail and SMS written to the local outbox
     faoyam blobs check      find files no record uses, and records whose file is gone
+    faoyam staff add        create a back-office account (prints its enrolment link)
 
 Commands that read state (outbox, privacy requests, device keys) take ``--data-dir``, say
 which data directory they use, and refuse one that holds no faoyam database instead of
@@ -41,6 +42,9 @@ db_app = typer.Typer(help="Database schema.")
 privacy_app = typer.Typer(help="Data-subject requests and retention.")
 app.add_typer(db_app, name="db")
 app.add_typer(privacy_app, name="privacy")
+staff_app = typer.Typer(help="Back-office staff accounts (roles, TOTP enrolment; docs/staff-back-office.md).",
+                        no_args_is_help=True)
+app.add_typer(staff_app, name="staff")
 
 
 def _add_devices_cli() -> None:
@@ -267,6 +271,41 @@ def child_report_resolve(report_id: str = typer.Argument(..., help="the report's
     r = asyncio.run(_with_ctx(state_settings(data_dir), lambda ctx: resolve_report(ctx, report_id, erase=not reject,
                                                          find_account=lambda v: find_user_id(ctx, v))))
     console.print(f"[green]resolved[/]: {r['erased_rows']} rows erased")
+
+
+@staff_app.command("add")
+def staff_add(email: str = typer.Option(..., help="the staff member's work email address"),
+              role: str = typer.Option(..., help="admin (operator), dpo (data protection officer) or support"),
+              show_secret: bool = typer.Option(False, "--show-secret", help="also print the TOTP key and otpauth:// URI"),
+              data_dir: DataDirOption = None):
+    """Create a staff account and print its one-time enrolment link (password + authenticator app).
+
+    The link is valid ``staff_enrol_hours`` (72), once; the account signs in only after
+    enrolment. --show-secret prints the TOTP key too, for a set-up without a browser."""
+    from faoyam.staff.permissions import ROLES
+    from faoyam.staff.service import add_staff
+
+    if role not in ROLES:
+        console.print(f"[red]unknown role {role!r}[/]: choose {', '.join(ROLES)}")
+        raise typer.Exit(2)
+    s = state_settings(data_dir)
+    new = asyncio.run(_with_ctx(s, lambda ctx: add_staff(ctx, email, role)))
+    out = Console(soft_wrap=True)
+    out.print(f"staff account {new.email} ({new.role}) created")
+    out.print(f"enrolment link (valid {s.staff_enrol_hours} h, once): {s.base_url.rstrip('/')}/staff/enrol/{new.enrol_token}")
+    if show_secret:
+        out.print(f"TOTP key: {new.secret}")
+        out.print(f"otpauth URI: {new.otpauth_uri}")
+
+
+@staff_app.command("disable")
+def staff_disable(email: str = typer.Option(..., help="the staff member's work email address"),
+                  data_dir: DataDirOption = None):
+    """End a staff account: signed out now, cannot sign in again; its audit entries stay."""
+    from faoyam.staff.service import disable_staff
+
+    asyncio.run(_with_ctx(state_settings(data_dir), lambda ctx: disable_staff(ctx, email)))
+    Console().print(f"staff account {email} disabled")
 
 
 @app.command()
