@@ -15,7 +15,7 @@ BEGIN
   IF TG_OP = 'DELETE' AND coalesce(current_setting('faoyam.audit_purge', true), '') = 'on' THEN
     RETURN OLD;
   END IF;
-  RAISE EXCEPTION 'audit_log is append-only (% refused)', TG_OP;
+  RAISE EXCEPTION USING MESSAGE = 'audit_log is append-only: ' || TG_OP || ' refused';
 END;
 $$ LANGUAGE plpgsql""",
     "DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log",
