@@ -4,7 +4,7 @@ Staff accounts are not customer accounts (``users``): a staff member signs in at
 ``/staff`` with a password and a TOTP code, under a cookie of their own. The audit log
 records every staff action and every staff read of customer data; rows are never changed
 or deleted by code (see ``audit``), and on PostgreSQL a trigger refuses UPDATE and DELETE
-outright (migration ``b7e2a9c4d1f0``, and ``AUDIT_TRIGGER_DDL`` for tables made from the
+outright (migration ``9e2c64772b99``, and ``AUDIT_TRIGGER_DDL`` for tables made from the
 models).
 """
 
