@@ -20,7 +20,7 @@ from faoyam.privacy.export import export_document
 from faoyam.privacy.models import ErasureRecord
 from faoyam.privacy.subjects import erase_subject, resolve_subject
 from faoyam.staff import audit, service, totp
-from faoyam.staff.models import AuditEntry
+from faoyam.staff.models import AuditEntry, StaffAccount, StaffSession
 from faoyam.staff.permissions import PERMISSIONS, PUBLIC, ROLES
 from tests.conftest import DB_KIND, register
 from tests.staff.helpers import code, enrolled, sign_in, signed_in
@@ -237,3 +237,29 @@ async def test_enrolment_link_works_once(app, ctx, client):
                                                                    "code": totp.code_at(new.secret, time.time())})
     assert r.status_code == 303
     assert (await client.get(f"/staff/enrol/{new.enrol_token}")).status_code == 410
+
+
+@pytest.mark.req("SEC1")
+async def test_staff_sessions_are_short_and_end_with_the_account(app, ctx, client):
+    dpo = await enrolled(ctx)
+    async with signed_in(app, dpo) as (s, csrf):
+        async with ctx.db.transaction() as db:  # half an hour without use
+            await db.execute(update(StaffSession).values(
+                last_seen_at=utcnow() - dt.timedelta(minutes=ctx.settings.staff_session_minutes + 1)))
+        r = await s.get("/staff/customers")
+        assert r.status_code == 303 and r.headers["location"].startswith("/staff/signin")
+    async with signed_in(app, dpo, offset=30) as (s, csrf):
+        await service.disable_staff(ctx, dpo.email)
+        assert (await s.get("/staff/customers")).status_code == 303
+    # A disabled account cannot sign in again, even with everything right (a code no sign-in used).
+    async with ctx.db.transaction() as db:
+        await db.execute(update(StaffAccount).values(totp_last_step=None))
+    assert (await sign_in(client, dpo)).status_code == 401
+
+
+@pytest.mark.req("SEC1")
+async def test_a_cross_site_sign_in_form_is_refused(ctx, client):
+    dpo = await enrolled(ctx)
+    r = await client.post("/staff/signin", data={"email": dpo.email, "password": "x", "code": code(dpo)},
+                          headers={"Origin": "https://evil.example"})
+    assert (r.status_code, r.json()["code"]) == (403, "csrf")
