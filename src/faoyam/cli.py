@@ -208,12 +208,18 @@ async def _user_id(ctx, account: str) -> str:
 @privacy_app.command("export")
 def privacy_export(account: str = typer.Argument(..., help="user id, email or +phone"),
                    out: Path = typer.Option(Path("export.zip"), "-o", help="the ZIP file to write"),
+                   reason: str = typer.Option("", help="why (recorded in the audit log)"),
                    data_dir: DataDirOption = None):
-    """Write everything held about an account to a ZIP file (the person's right of access and to a copy)."""
+    """Write everything held about an account to a ZIP file (the person's right of access and to a copy).
+
+    Recorded in the audit log (``operator.export``, by the command line)."""
     from faoyam.privacy.export import write_zip_file
+    from faoyam.staff import audit
 
     async def run(ctx):
-        return await write_zip_file(ctx, await _user_id(ctx, account), out)
+        uid = await _user_id(ctx, account)
+        await audit.record(ctx, None, "operator.export", uid, reason, {"via": "cli"})
+        return await write_zip_file(ctx, uid, out)
 
     n = asyncio.run(_with_ctx(state_settings(data_dir), run))
     console.print(f"[green]wrote {out}[/]: {n:,} bytes")
@@ -221,18 +227,25 @@ def privacy_export(account: str = typer.Argument(..., help="user id, email or +p
 
 @privacy_app.command("erase")
 def privacy_erase(account: str = typer.Argument(..., help="user id, email or +phone"),
-                  yes: bool = typer.Option(False, "--yes", help="do not ask"), data_dir: DataDirOption = None):
-    """Erase an account and everything about it (on the person's request, or a reported child's account)."""
+                  yes: bool = typer.Option(False, "--yes", help="do not ask"),
+                  reason: str = typer.Option("", help="why (recorded in the audit log)"), data_dir: DataDirOption = None):
+    """Erase an account and everything about it (on the person's request, or a reported child's account).
+
+    Recorded in the audit log (``operator.erase``, by the command line), which the erasure keeps."""
     s = state_settings(data_dir)
     if not yes and not typer.confirm(f"Erase {account} and all its data? This cannot be undone"):
         raise typer.Exit(1)
     from faoyam.privacy.subjects import erase_subject, resolve_subject
+    from faoyam.staff import audit
 
     async def run(ctx):
         uid = await _user_id(ctx, account)
         async with ctx.db.session() as s:
             subject = await resolve_subject(s, uid)
-        return await erase_subject(ctx.db, ctx.blobs, subject)
+        report = await erase_subject(ctx.db, ctx.blobs, subject)
+        await audit.record(ctx, None, "operator.erase", uid, reason,
+                           {"via": "cli", "rows": report.rows, "blobs": report.blobs, "record": report.record_id})
+        return report
 
     r = asyncio.run(_with_ctx(s, run))
     console.print(f"[green]erased[/] {r.rows} rows and {r.blobs} files (record {r.record_id})")

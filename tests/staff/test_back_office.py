@@ -3,6 +3,7 @@ their audit entries, and the audit log's append-only rule."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import time
@@ -263,3 +264,36 @@ async def test_a_cross_site_sign_in_form_is_refused(ctx, client):
     r = await client.post("/staff/signin", data={"email": dpo.email, "password": "x", "code": code(dpo)},
                           headers={"Origin": "https://evil.example"})
     assert (r.status_code, r.json()["code"]) == (403, "csrf")
+
+
+@pytest.mark.req("R1", "R3")
+async def test_a_persons_own_export_and_deletion_are_in_the_audit_log(ctx, client):
+    customer = await register(client, ctx, email=CUSTOMER)
+    uid, h = customer["user_id"], {"Authorization": f"Bearer {customer['token']}"}
+    assert (await client.get("/api/v1/privacy/export", headers=h)).status_code == 200
+    assert (await client.delete("/api/v1/me", headers=h)).status_code == 200
+    entries = list(reversed(await audit.entries(ctx, subject_id=uid)))
+    assert [e.action for e in entries] == ["subject.export", "subject.erased"]
+    assert all(e.staff_id is None for e in entries)
+
+
+async def test_command_line_erasure_is_audited(ctx, settings, monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from faoyam.accounts.service import create_account
+    from faoyam.cli import app as cli
+
+    uid = await create_account(ctx, email=CUSTOMER, phone=None, country="TH", nickname="Nok",
+                               password="violet-harbour-kettle-91")
+    monkeypatch.chdir(tmp_path)
+    if settings.database_url:
+        monkeypatch.setenv("FAOYAM_DATABASE_URL", settings.database_url)
+    for name, value in settings.model_dump().items():  # the S3 leg: the same blob store
+        if name.startswith(("blob_", "s3_")) and value is not None:
+            monkeypatch.setenv(f"FAOYAM_{name.upper()}", str(value))
+    argv = ["privacy", "erase", CUSTOMER, "--yes", "--reason", "ticket 7", "--data-dir", str(settings.data_dir)]
+    r = await asyncio.to_thread(CliRunner().invoke, cli, argv)
+    assert r.exit_code == 0, r.output
+    [entry] = await audit.entries(ctx, subject_id=uid)
+    assert (entry.action, entry.reason, entry.detail["via"]) == ("operator.erase", "ticket 7", "cli")
+    assert await get_user_brief(ctx, uid) is None
