@@ -297,3 +297,16 @@ async def test_command_line_erasure_is_audited(ctx, settings, monkeypatch, tmp_p
     [entry] = await audit.entries(ctx, subject_id=uid)
     assert (entry.action, entry.reason, entry.detail["via"]) == ("operator.erase", "ticket 7", "cli")
     assert await get_user_brief(ctx, uid) is None
+
+
+@pytest.mark.req("CH2")
+async def test_the_customer_page_shows_open_child_reports_about_them(app, ctx, client):
+    from faoyam.privacy import children
+
+    uid = (await register(client, ctx, email=CUSTOMER))["user_id"]
+    report_id = await children.file_report(ctx, None, CUSTOMER.upper(), "looks twelve")
+    other = await children.file_report(ctx, None, "someone@example.com", None)
+    dpo = await enrolled(ctx)
+    async with signed_in(app, dpo) as (s, csrf):
+        page = (await s.get(f"/staff/customers/{uid}")).text
+    assert report_id in page and other not in page

@@ -25,6 +25,7 @@ from faoyam.core.errors import Conflict, Gone, Invalid, NotFound, Problem, Unaut
 from faoyam.core.ratelimit import Limit
 from faoyam.core.security import hash_password, keyed_hash, new_token, verify_password
 from faoyam.devices import service as devices
+from faoyam.privacy import children
 from faoyam.privacy.export import export_zip
 from faoyam.privacy.subjects import erase_subject, resolve_subject
 from faoyam.staff import audit, totp
@@ -231,6 +232,8 @@ class CustomerView:
     language: str
     devices_owned: int
     devices_shared_with: int
+    # Open reports that the account belongs to a child (CH2): the requests about it so far.
+    child_reports: tuple[tuple[str, dt.datetime], ...] = ()
 
 
 async def find_customer(ctx: Context, staff: StaffUser, query: str, country: str | None) -> accounts.UserBrief | None:
@@ -253,9 +256,12 @@ async def view_customer(ctx: Context, staff: StaffUser, user_id: str) -> Custome
         raise NotFound("No such customer.", code="no-customer")
     devs = await devices.list_devices(ctx, user_id)
     owned = sum(1 for d in devs if not d.shared)
+    addresses = {a.lower() for a in (brief.email, brief.phone) if a}
+    reports = tuple((r.id, r.created_at) for r in await children.list_reports(ctx, "open")
+                    if (r.reported or "").strip().lower() in addresses)
     await audit.record(ctx, staff.id, "customer.view", user_id)
     return CustomerView(brief.id, brief.nickname, brief.email, brief.phone, brief.country, brief.language,
-                        owned, len(devs) - owned)
+                        owned, len(devs) - owned, reports)
 
 
 async def export_customer(ctx: Context, staff: StaffUser, user_id: str, reason: str) -> AsyncIterator[bytes]:
