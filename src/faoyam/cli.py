@@ -9,6 +9,7 @@
     faoyam privacy purge    remove data past its retention
     faoyam outbox           show mail and SMS written to the local outbox
     faoyam blobs check      find files no record uses, and records whose file is gone
+    faoyam staff add        create a back-office account (prints its enrolment link)
 
 Commands that read state (outbox, privacy requests, device keys) take ``--data-dir``, say
 which data directory they use, and refuse one that holds no faoyam database instead of
@@ -41,6 +42,9 @@ db_app = typer.Typer(help="Database schema.")
 privacy_app = typer.Typer(help="Data-subject requests and retention.")
 app.add_typer(db_app, name="db")
 app.add_typer(privacy_app, name="privacy")
+staff_app = typer.Typer(help="Back-office staff accounts (roles, TOTP enrolment; docs/staff-back-office.md).",
+                        no_args_is_help=True)
+app.add_typer(staff_app, name="staff")
 
 
 def _add_devices_cli() -> None:
@@ -204,12 +208,18 @@ async def _user_id(ctx, account: str) -> str:
 @privacy_app.command("export")
 def privacy_export(account: str = typer.Argument(..., help="user id, email or +phone"),
                    out: Path = typer.Option(Path("export.zip"), "-o", help="the ZIP file to write"),
+                   reason: str = typer.Option("", help="why (recorded in the audit log)"),
                    data_dir: DataDirOption = None):
-    """Write everything held about an account to a ZIP file (the person's right of access and to a copy)."""
+    """Write everything held about an account to a ZIP file (the person's right of access and to a copy).
+
+    Recorded in the audit log (``operator.export``, by the command line)."""
     from faoyam.privacy.export import write_zip_file
+    from faoyam.staff import audit
 
     async def run(ctx):
-        return await write_zip_file(ctx, await _user_id(ctx, account), out)
+        uid = await _user_id(ctx, account)
+        await audit.record(ctx, None, "operator.export", uid, reason, {"via": "cli"})
+        return await write_zip_file(ctx, uid, out)
 
     n = asyncio.run(_with_ctx(state_settings(data_dir), run))
     console.print(f"[green]wrote {out}[/]: {n:,} bytes")
@@ -217,18 +227,25 @@ def privacy_export(account: str = typer.Argument(..., help="user id, email or +p
 
 @privacy_app.command("erase")
 def privacy_erase(account: str = typer.Argument(..., help="user id, email or +phone"),
-                  yes: bool = typer.Option(False, "--yes", help="do not ask"), data_dir: DataDirOption = None):
-    """Erase an account and everything about it (on the person's request, or a reported child's account)."""
+                  yes: bool = typer.Option(False, "--yes", help="do not ask"),
+                  reason: str = typer.Option("", help="why (recorded in the audit log)"), data_dir: DataDirOption = None):
+    """Erase an account and everything about it (on the person's request, or a reported child's account).
+
+    Recorded in the audit log (``operator.erase``, by the command line), which the erasure keeps."""
     s = state_settings(data_dir)
     if not yes and not typer.confirm(f"Erase {account} and all its data? This cannot be undone"):
         raise typer.Exit(1)
     from faoyam.privacy.subjects import erase_subject, resolve_subject
+    from faoyam.staff import audit
 
     async def run(ctx):
         uid = await _user_id(ctx, account)
         async with ctx.db.session() as s:
             subject = await resolve_subject(s, uid)
-        return await erase_subject(ctx.db, ctx.blobs, subject)
+        report = await erase_subject(ctx.db, ctx.blobs, subject)
+        await audit.record(ctx, None, "operator.erase", uid, reason,
+                           {"via": "cli", "rows": report.rows, "blobs": report.blobs, "record": report.record_id})
+        return report
 
     r = asyncio.run(_with_ctx(s, run))
     console.print(f"[green]erased[/] {r.rows} rows and {r.blobs} files (record {r.record_id})")
@@ -267,6 +284,41 @@ def child_report_resolve(report_id: str = typer.Argument(..., help="the report's
     r = asyncio.run(_with_ctx(state_settings(data_dir), lambda ctx: resolve_report(ctx, report_id, erase=not reject,
                                                          find_account=lambda v: find_user_id(ctx, v))))
     console.print(f"[green]resolved[/]: {r['erased_rows']} rows erased")
+
+
+@staff_app.command("add")
+def staff_add(email: str = typer.Option(..., help="the staff member's work email address"),
+              role: str = typer.Option(..., help="admin (operator), dpo (data protection officer) or support"),
+              show_secret: bool = typer.Option(False, "--show-secret", help="also print the TOTP key and otpauth:// URI"),
+              data_dir: DataDirOption = None):
+    """Create a staff account and print its one-time enrolment link (password + authenticator app).
+
+    The link is valid ``staff_enrol_hours`` (72), once; the account signs in only after
+    enrolment. --show-secret prints the TOTP key too, for a set-up without a browser."""
+    from faoyam.staff.permissions import ROLES
+    from faoyam.staff.service import add_staff
+
+    if role not in ROLES:
+        console.print(f"[red]unknown role {role!r}[/]: choose {', '.join(ROLES)}")
+        raise typer.Exit(2)
+    s = state_settings(data_dir)
+    new = asyncio.run(_with_ctx(s, lambda ctx: add_staff(ctx, email, role)))
+    out = Console(soft_wrap=True)
+    out.print(f"staff account {new.email} ({new.role}) created")
+    out.print(f"enrolment link (valid {s.staff_enrol_hours} h, once): {s.base_url.rstrip('/')}/staff/enrol/{new.enrol_token}")
+    if show_secret:
+        out.print(f"TOTP key: {new.secret}")
+        out.print(f"otpauth URI: {new.otpauth_uri}")
+
+
+@staff_app.command("disable")
+def staff_disable(email: str = typer.Option(..., help="the staff member's work email address"),
+                  data_dir: DataDirOption = None):
+    """End a staff account: signed out now, cannot sign in again; its audit entries stay."""
+    from faoyam.staff.service import disable_staff
+
+    asyncio.run(_with_ctx(state_settings(data_dir), lambda ctx: disable_staff(ctx, email)))
+    Console().print(f"staff account {email} disabled")
 
 
 @app.command()

@@ -14,5 +14,6 @@ from faoyam.devices import models as devices_models  # noqa: F401
 from faoyam.devices.gateway import presence as devices_presence  # noqa: F401
 from faoyam.privacy import models as privacy_models  # noqa: F401
 from faoyam.recordings import models as recordings_models  # noqa: F401
+from faoyam.staff import models as staff_models  # noqa: F401
 
 tables.all_registered()

@@ -140,6 +140,15 @@ OTHER_ROUTES: dict[str, str] = {
     "GET /api/v1/auth/providers": "public", "GET /auth/{provider}/login": "public",
     "GET /auth/{provider}/callback": "public", "GET /auth/external/complete": "page",
     "POST /auth/external/complete": "public",
+    # The back office (staff/pages.py): a staff session (the faoyam_staff cookie, never a
+    # customer's) with the permission each route declares (staff/permissions.py); tested
+    # in tests/staff (every /staff route declares one; support cannot erase; CSRF).
+    "GET /staff/signin": "staff public", "POST /staff/signin": "staff public",
+    "GET /staff/enrol/{token}": "staff public", "POST /staff/enrol/{token}": "staff public",
+    "GET /staff": "staff page", "POST /staff/signout": "staff",
+    "GET /staff/customers": "staff page", "GET /staff/customers/{user_id}": "staff page",
+    "POST /staff/customers/{user_id}/export": "staff", "POST /staff/customers/{user_id}/erase": "staff",
+    "GET /staff/audit": "staff page",
 }
 _PLACEHOLDERS = {"{d}": "{device_id}", "{s}": "{share_id}", "{l}": "{link_id}", "{a}": "{alarm_id}",
                  "/channels/0": "/channels/{index}"}
@@ -353,16 +362,24 @@ async def test_signed_in_routes_refuse_signed_out_callers(world: World):
     """Every device route and every route marked signed-in answers 401 without credentials;
     every signed-in page sends the browser to sign in."""
     fill = {"{device_id}": "0" * 32, "{share_id}": "0" * 32, "{link_id}": "0" * 32, "{alarm_id}": "0" * 32,
-            "{index}": "0", "{channel}": "0", "{kind}": "email", "{session_id}": "0" * 32}
+            "{index}": "0", "{channel}": "0", "{kind}": "email", "{session_id}": "0" * 32, "{user_id}": "0" * 32}
     kinds = {**{_route_key(ep): "signed-in" for ep in ENDPOINTS}, **OTHER_ROUTES}
     checked = 0
     for key, kind in kinds.items():
-        if kind not in ("signed-in", "signed-in page"):
+        if kind not in ("signed-in", "signed-in page", "staff", "staff page"):
             continue
         method, path = key.split(" ", 1)
         for k, val in fill.items():
             path = path.replace(k, val)
         r = await world.client.request(method, path)
+        if kind == "staff":
+            assert (r.status_code, r.json().get("code")) == (401, "staff-signed-out"), key
+            checked += 1
+            continue
+        if kind == "staff page":
+            assert r.status_code == 303 and r.headers["location"].startswith("/staff/signin"), key
+            checked += 1
+            continue
         if kind == "signed-in":
             assert (r.status_code, r.json().get("code")) == (401, "signed-out"), key
         else:

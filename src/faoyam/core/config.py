@@ -127,6 +127,13 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_window_minutes: int = 15
     login_step_up_failures: int = 10
+    # The back office (docs/staff-back-office.md): staff sessions end after this long
+    # without use, and after staff_session_max_hours in any case; the audit log is kept
+    # this long (then the hourly job deletes older entries; legal basis: legal obligation).
+    staff_session_minutes: int = 30
+    staff_session_max_hours: int = 8
+    staff_enrol_hours: int = 72
+    audit_retention_days: int = 3 * 365
     max_photo_bytes: int = 5 * 1024 * 1024
     photo_max_side: int = 512
     minimum_age: int = 16  # CH1

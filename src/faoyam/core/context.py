@@ -63,6 +63,8 @@ class Context:
     demo_devices: Any = None  # agent.demo.DemoDevices
     # The accounts domain's erasure hook (forgets rate-limit rows and cached sessions).
     accounts_erasure_hook: ErasureHook | None = None
+    # The back office's erasure hook (records every erasure in the audit log, staff.lifecycle).
+    staff_erasure_hook: ErasureHook | None = None
     # Signed-in sessions this node recently checked (accounts.deps, ``session_cache_seconds``).
     session_cache: Any = None  # accounts.deps.SessionCache
     # External sign-in: provider metadata and keys, by URL (accounts.oidc_client).

@@ -127,9 +127,12 @@ class Expiry:
 @dataclass(frozen=True)
 class TablePrivacy:
     subject: Link | tuple[Link, ...] | SubjectRoot | None = None
-    on_erase: Literal["delete", "anonymise"] = "delete"
+    on_erase: Literal["delete", "anonymise", "keep"] = "delete"
     expiry: Expiry | None = None
     unlinkable: str = ""  # personal data that cannot be tied to a subject, and why
+    # on_erase="keep": a legal duty keeps the rows through a subject's erasure (the audit
+    # log); they are exported, never erased by it, and ``keep_reason`` says why.
+    keep_reason: str = ""
 
     @property
     def links(self) -> tuple[Link, ...]:

@@ -21,6 +21,7 @@ from faoyam.privacy import children, register
 from faoyam.privacy.export import export_json, export_zip
 from faoyam.privacy.notice import build_notice
 from faoyam.privacy.subjects import resolve_subject
+from faoyam.staff import audit
 
 router = APIRouter(prefix="/api/v1/privacy", tags=["privacy"])
 
@@ -47,6 +48,8 @@ async def export_me(format: str = Query("json", pattern="^(json|zip)$"), user: C
     Streamed as it is read, so its size does not matter (``privacy.export``)."""
     async with ctx.db.session() as s:
         subject = await resolve_subject(s, user.id)
+    # A data-subject operation: in the audit log, with the person as its own actor.
+    await audit.record(ctx, None, "subject.export", user.id, detail={"by": "subject", "format": format})
     if format == "zip":
         return StreamingResponse(export_zip(ctx.db, ctx.blobs, subject), media_type="application/zip",
                                  headers={"Content-Disposition": 'attachment; filename="faoyam-export.zip"'})

@@ -74,6 +74,8 @@ def problems() -> list[str]:
                     out.append(f"{table.name}: link {link.column!r} scopes {name!r}, which is not a personal column")
                 elif table.c[name].primary_key:
                     out.append(f"{table.name}.{name}: a scoped column is anonymised, so it cannot be a primary key")
+        if decl.on_erase == "keep" and not decl.keep_reason.strip():
+            out.append(f"{table.name}: on_erase='keep' needs keep_reason (the legal duty that keeps the rows)")
         if decl.expiry is not None and decl.expiry.column not in table.c:
             out.append(f"{table.name}: expiry column {decl.expiry.column!r} missing")
         if decl.on_erase == "anonymise" and has_personal:

@@ -58,6 +58,7 @@ RETENTION: dict[str, str] = {
     "legal": "as long as a legal duty (tax, warranty) requires, then anonymised",
     "consent": "while consent stands, and as proof of consent for the limitation period",
     "security": "one hour: counters against password and code guessing",
+    "audit": "the period the operator sets (audit_retention_days), then deleted; kept through an erasure",
 }
 
 ACTIVITIES: dict[str, Activity] = {}
@@ -119,3 +120,7 @@ _a("F4", "F", "user contributions", ["communication"], "content posted in public
 # Security counters protect every account; they are not tied to one activity of the table.
 _a("SEC1", "SEC", "protecting accounts against guessing", ["network", "credential"],
    "rate limits and lockouts against password and code guessing", [LI], "security")
+# The back office (staff/): who on the staff did what to whose data, and why.
+_a("AUD1", "SEC", "staff act on or read customer data in the back office", ["identifier", "contact", "credential",
+   "communication", "event"], "accountability: an append-only record of every staff action and data-subject operation",
+   [LEGAL], "audit")

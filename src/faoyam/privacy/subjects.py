@@ -276,10 +276,17 @@ ErasureHook = Callable[[Subject], Awaitable[Callable[[], Awaitable[None]] | None
 ERASURE_HOOKS: list[ErasureHook] = []
 
 
+def _kept(t: Table) -> bool:
+    d = table_declaration(t)
+    return d is not None and d.on_erase == "keep"
+
+
 def subject_conditions(subject: Subject) -> Conditions:
     """Every row of every table that reaches ``subject``, each link with its column scope."""
     out: Conditions = {}
     for t in declared_tables():
+        if _kept(t):
+            continue  # a legal duty keeps these rows through an erasure (on_erase="keep")
         reaches = [Reach(cond, link.columns if link is not None else None) for link, cond in link_conditions(t, subject)]
         if reaches:
             out[t.name] = reaches
@@ -315,7 +322,7 @@ def _with_children(conds: Conditions) -> Conditions:
         changed = False
         for t in declared_tables():
             decl = table_declaration(t)
-            if t.name in conds or decl is None:
+            if t.name in conds or decl is None or decl.on_erase == "keep":
                 continue
             for link in decl.links:
                 whole = [r.condition for r in conds.get(link.via, ()) if r.columns is None]

@@ -30,6 +30,8 @@ COOKIES: tuple[Cookie, ...] = (
            "10 minutes", set_by="faoyam.accounts.oidc"),
     Cookie("faoyam_oidc_pending", "functional", "Carries a first sign-in with another account to the last sign-up step.",
            "15 minutes", set_by="faoyam.accounts.oidc"),
+    Cookie("faoyam_staff", "functional", "Keeps a staff member signed in to the back office (/staff only; HttpOnly).",
+           "30 minutes without use, 8 hours at most", set_by="faoyam.staff.pages"),
     Cookie("faoyam.install", "functional", "A random id of this browser, shown in your list of terminals (B2).",
            "until you clear the site's data", storage="localStorage", set_by="web/static/js/app.js"),
 )
