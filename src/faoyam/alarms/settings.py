@@ -151,8 +151,9 @@ async def set_user_settings(ctx: Context, user_id: str, *, email: bool | None = 
 
 
 async def add_push_subscription(ctx: Context, user_id: str, endpoint: str, p256dh: str, auth: str) -> str:
-    if not endpoint.startswith("https://") and not ctx.settings.base_url.startswith("http://127.0.0.1") \
-            and not endpoint.startswith("http://127.0.0.1"):
+    # Push services are https; a local one (tests, a development box) only on a local deployment.
+    local = endpoint.startswith("http://127.0.0.1") and ctx.settings.base_url.startswith("http://127.0.0.1")
+    if not endpoint.startswith("https://") and not local:
         raise Invalid("endpoint", "A push endpoint is an https URL.", code="invalid")
     async with ctx.db.transaction() as s:
         row = (await s.execute(select(PushSubscription).where(PushSubscription.endpoint == endpoint))).scalar_one_or_none()
