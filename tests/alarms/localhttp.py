@@ -5,6 +5,7 @@ the status the test sets."""
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
 
@@ -14,6 +15,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    received: float = 0.0  # time.time() when it arrived
 
 
 @dataclass
@@ -46,7 +48,7 @@ class LocalHTTP:
                 method, path, _ = lines[0].split(" ", 2)
                 headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
-                self.requests.append(Request(method, path, headers, body))
+                self.requests.append(Request(method, path, headers, body, time.time()))
                 self.arrived.set()
                 writer.write(f"HTTP/1.1 {self.status} X\r\ncontent-length: 0\r\n\r\n".encode())
                 await writer.drain()

@@ -55,7 +55,8 @@ async def test_export_and_erasure_cover_every_alarm_table(ctx, client, cam):
     assert rec["alarm_push_subscriptions"]["rows"][0]["endpoint"] == "https://push.example/Canary-Endpoint-7"
     assert rec["alarm_push_subscriptions"]["rows"][0]["auth"] == "(set)"
     assert rec["alarm_webhooks"]["rows"][0]["token"] == "(set)"
-    assert rec["alarm_consent_records"]["rows"][0]["granted"] is False
+    consents = {(r["purpose"], r["granted"]) for r in rec["alarm_consent_records"]["rows"]}
+    assert consents == {("alarm_email", True), ("alarm_notifications", False)}
     assert "alarm_snapshot" in {b["kind"] for b in doc["blobs"].values()}
     # The invitee's export holds their own message, not the owner's settings.
     theirs = (await _export(ctx, friend.user_id))["records"]

@@ -181,14 +181,13 @@ async def _store(ctx: Context, rt, *, device_id: str, channel: int, kind: str, a
                  snapshot: bytes | None, source: str, now: dt.datetime):
     """Decide who the alarm is for and store it with its messages and outbox rows;
     ``(alarm id, messages, deliveries)``, or None when it is not kept."""
-    audience = await devices.alarm_audience(ctx, device_id)
-    if audience is None:
-        return None
-    if channel not in audience.channels:
-        raise Invalid("channel", "The device has no such channel.", code="unknown-channel")
-
-    users = audience.for_channel(channel)
     async with ctx.db.session() as s:
+        audience = await devices.alarm_audience(ctx, device_id, s)
+        if audience is None:
+            return None
+        if channel not in audience.channels:
+            raise Invalid("channel", "The device has no such channel.", code="unknown-channel")
+        users = audience.for_channel(channel)
         sched = (await s.execute(select(ArmingSchedule.windows, ArmingSchedule.time_zone).where(
             ArmingSchedule.device_id == device_id, ArmingSchedule.channel == channel))).first()
         detection = (await s.execute(select(DetectionSetting.enabled).where(

@@ -102,12 +102,22 @@ async def dispatch_once(ctx: Context, limit: int = BATCH) -> int:
     audiences: dict[str, object] = {}
     for device_id in {j.device_id for j in jobs}:
         audiences[device_id] = await devices.alarm_audience(ctx, device_id)
+    # What the round's recipients need, read once for the round (not per delivery).
+    users = {j.user_id for j in jobs}
+    async with ctx.db.session() as s:
+        briefs = await accounts.user_briefs(s, users)
+        subs: dict[str, list] = {}
+        for sub in (await s.execute(select(PushSubscription).where(PushSubscription.user_id.in_(users)))).scalars():
+            subs.setdefault(sub.user_id, []).append(sub)
+        hooks = {h.user_id: h for h in (await s.execute(select(AlarmWebhook).where(
+            AlarmWebhook.user_id.in_(users)))).scalars()}
+    round_ = _Round(audiences, briefs, subs, hooks)
     sem = asyncio.Semaphore(CONCURRENCY)
 
     async def one(job: Job) -> tuple[Job, str, str | None]:
         async with sem:
             try:
-                await _deliver(ctx, job, audiences.get(job.device_id))
+                await _deliver(ctx, job, round_)
                 return job, "sent", None
             except Gone as exc:
                 return job, "dropped", str(exc)[:200]
@@ -147,24 +157,32 @@ def _payload(ctx: Context, job: Job, audience) -> dict:
             "clip_url": links.clip_link(job.device_id, job.channel_index, at), "url": "/messages"}
 
 
-async def _deliver(ctx: Context, job: Job, audience) -> None:
-    body = _payload(ctx, job, audience)
+@dataclass
+class _Round:
+    audiences: dict
+    briefs: dict
+    subs: dict
+    hooks: dict
+
+
+async def _deliver(ctx: Context, job: Job, r: _Round) -> None:
+    body = _payload(ctx, job, r.audiences.get(job.device_id))
+    user = r.briefs.get(job.user_id)
+    if user is None:
+        raise Gone("no such account")
     if job.channel == "push":
-        await _push(ctx, job, body)
+        await _push(ctx, job, body, user, r.subs.get(job.user_id, []))
     elif job.channel == "email":
-        await _email(ctx, job, body)
+        await _email(ctx, job, body, user)
     elif job.channel == "webhook":
-        await _webhook(ctx, job, body)
+        await _webhook(ctx, job, body, r.hooks.get(job.user_id))
     else:
         raise Gone(f"unknown channel {job.channel}")
 
 
-async def _push(ctx: Context, job: Job, body: dict) -> None:
-    async with ctx.db.session() as s:
-        subs = (await s.execute(select(PushSubscription).where(PushSubscription.user_id == job.user_id))).scalars().all()
+async def _push(ctx: Context, job: Job, body: dict, user, subs: list) -> None:
     if not subs:
         raise Gone("no push subscription")
-    user = await accounts.get_user(ctx, job.user_id)
     body = {**body, "title": texts.label(job.kind, user.language), "body": body["device_name"]}
     payload = json.dumps(body, separators=(",", ":")).encode()
     key = push.vapid_key(ctx.settings.data_dir / "vapid.pem")
@@ -188,8 +206,7 @@ async def _push(ctx: Context, job: Job, body: dict) -> None:
         raise Gone("push endpoints gone")
 
 
-async def _email(ctx: Context, job: Job, body: dict) -> None:
-    user = await accounts.get_user(ctx, job.user_id)
+async def _email(ctx: Context, job: Job, body: dict, user) -> None:
     if not user.email:
         raise Gone("no email address")
     what = texts.label(job.kind, user.language)
@@ -203,9 +220,7 @@ async def _email(ctx: Context, job: Job, body: dict) -> None:
                                    template="alarm", user_id=job.user_id, attachments=attachments)
 
 
-async def _webhook(ctx: Context, job: Job, body: dict) -> None:
-    async with ctx.db.session() as s:
-        hook = await s.get(AlarmWebhook, job.user_id)
+async def _webhook(ctx: Context, job: Job, body: dict, hook) -> None:
     if hook is None or hook.status != "on":
         raise Gone("callback off")
     status = await webhook.send(http_client(ctx), hook.url, webhook.body(

@@ -34,13 +34,16 @@ class AlarmAudience:
         return [u for u, chans in self.recipients.items() if chans is None or channel in chans]
 
 
-async def alarm_audience(ctx: Context, device_id: str) -> AlarmAudience | None:
-    """The device's owner, channels and alarm recipients; None when it is not bound."""
-    async with ctx.db.session() as s:
-        rows = (await s.execute(_DEVICE, {"device_id": device_id})).all()
-        if not rows or rows[0].owner_id is None:
-            return None
-        shares = (await s.execute(_SHARES, {"device_id": device_id})).all()
+async def alarm_audience(ctx: Context, device_id: str, session=None) -> AlarmAudience | None:
+    """The device's owner, channels and alarm recipients; None when it is not bound.
+    ``session``: read in the caller's session (it goes on to read its own tables)."""
+    if session is None:
+        async with ctx.db.session() as s:
+            return await alarm_audience(ctx, device_id, s)
+    rows = (await session.execute(_DEVICE, {"device_id": device_id})).all()
+    if not rows or rows[0].owner_id is None:
+        return None
+    shares = (await session.execute(_SHARES, {"device_id": device_id})).all()
     first = rows[0]
     recipients: dict[str, frozenset[int] | None] = {first.owner_id: None}
     for sh in shares:
