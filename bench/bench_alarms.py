@@ -203,14 +203,23 @@ async def _counts(ctx) -> tuple[int, int]:
 
 
 async def _reset(ctx) -> None:
+    """Empty the alarm tables between phases (again if it meets the dispatcher's last round)."""
     from sqlalchemy import delete
+    from sqlalchemy.exc import DBAPIError
 
     from faoyam.alarms.models import AlarmDelivery, AlarmEvent, AlarmMessage
     from faoyam.core.models import OutboundMessage
 
-    async with ctx.db.transaction() as s:
-        for m in (AlarmDelivery, AlarmMessage, AlarmEvent, OutboundMessage):
-            await s.execute(delete(m))
+    for attempt in range(5):
+        try:
+            async with ctx.db.transaction() as s:
+                for m in (AlarmDelivery, AlarmMessage, AlarmEvent, OutboundMessage):
+                    await s.execute(delete(m))
+            return
+        except DBAPIError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(1)
 
 
 async def _gateway(ctx, mosq, n: int):

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 LEASE = dt.timedelta(seconds=60)
 MAX_ATTEMPTS = 12
 BATCH = 200
-CONCURRENCY = 64
+CONCURRENCY = 16  # a share of the database pool (30): the gateway workers need theirs
 POLL_SECONDS = 1.0
 
 
