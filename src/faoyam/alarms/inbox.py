@@ -99,7 +99,7 @@ async def list_messages(ctx: Context, user_id: str, *, device_id: str | None = N
         q = q.where(AlarmMessage.read_at.is_(None) if unread else AlarmMessage.read_at.is_not(None))
     limit = max(1, min(limit, MAX_PAGE))
     async with ctx.db.session() as s:
-        rows = (await s.execute(q.order_by(AlarmEvent.at.desc(), AlarmMessage.id).limit(limit * 2))).all()
+        rows = (await s.execute(q.order_by(AlarmMessage.created_at.desc(), AlarmMessage.id).limit(limit * 2))).all()
     out = [_view(ctx, user_id, r, visible[r.device_id]) for r in rows if _sees(visible[r.device_id], r.channel)]
     return out[:limit]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from faoyam.core.database import Base, UTCDateTime, new_id, utcnow
@@ -58,7 +58,8 @@ class AlarmMessage(Base):
     # The recipient's (their inbox) and, through the event, the device owner's.
     __privacy__ = TablePrivacy(subject=(Link("user_id"), Link("alarm_id", via="alarm_events")),
                                expiry=_RET5("created_at", "7d"))
-    __table_args__ = (UniqueConstraint("alarm_id", "user_id"),)
+    # The message center reads a person's newest messages: walked backwards on this index.
+    __table_args__ = (UniqueConstraint("alarm_id", "user_id"), Index("ix_alarm_messages_user_created", "user_id", "created_at"))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=_ID)
     alarm_id: Mapped[str] = mapped_column(ForeignKey("alarm_events.id"), index=True, info=not_personal(
