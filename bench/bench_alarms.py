@@ -308,7 +308,7 @@ async def sweep(ctx, rows: int, pictures: int, user_id: str, device_id: str, tok
             aid = new_id()
             events.append({"id": aid, "device_id": device_id, "channel": 0, "kind": "human", "at": old,
                            "snapshot_key": key, "source": "device", "received_at": old})
-            messages.append({"id": new_id(), "alarm_id": aid, "user_id": user_id, "created_at": old})
+            messages.append({"id": new_id(), "alarm_id": aid, "user_id": user_id, "at": old, "created_at": old})
         async with ctx.db.transaction() as s:
             await s.execute(insert(AlarmEvent), events)
             await s.execute(insert(AlarmMessage), messages)

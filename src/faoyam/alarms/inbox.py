@@ -90,16 +90,16 @@ async def list_messages(ctx: Context, user_id: str, *, device_id: str | None = N
     if kind:
         q = q.where(AlarmEvent.kind == kind)
     if since is not None:
-        q = q.where(AlarmEvent.at >= since)
+        q = q.where(AlarmMessage.at >= since)
     if until is not None:
-        q = q.where(AlarmEvent.at < until)
+        q = q.where(AlarmMessage.at < until)
     if before is not None:
-        q = q.where(AlarmEvent.at < before)
+        q = q.where(AlarmMessage.at < before)
     if unread is not None:
         q = q.where(AlarmMessage.read_at.is_(None) if unread else AlarmMessage.read_at.is_not(None))
     limit = max(1, min(limit, MAX_PAGE))
     async with ctx.db.session() as s:
-        rows = (await s.execute(q.order_by(AlarmMessage.created_at.desc(), AlarmMessage.id).limit(limit * 2))).all()
+        rows = (await s.execute(q.order_by(AlarmMessage.at.desc(), AlarmMessage.id).limit(limit * 2))).all()
     out = [_view(ctx, user_id, r, visible[r.device_id]) for r in rows if _sees(visible[r.device_id], r.channel)]
     return out[:limit]
 

@@ -222,7 +222,7 @@ async def _store(ctx: Context, rt, *, device_id: str, channel: int, kind: str, a
         if not wanted([p for p in prefs if p.user_id == user_id], device_id, kind):
             continue
         message_id = new_id()
-        messages.append({"id": message_id, "alarm_id": alarm_id, "user_id": user_id, "created_at": now})
+        messages.append({"id": message_id, "alarm_id": alarm_id, "user_id": user_id, "at": at, "created_at": now})
         st = settings.get(user_id)
         if st is not None and in_quiet_hours(st.quiet_start, st.quiet_end, st.time_zone, at):
             continue

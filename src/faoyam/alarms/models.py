@@ -59,7 +59,7 @@ class AlarmMessage(Base):
     __privacy__ = TablePrivacy(subject=(Link("user_id"), Link("alarm_id", via="alarm_events")),
                                expiry=_RET5("created_at", "7d"))
     # The message center reads a person's newest messages: walked backwards on this index.
-    __table_args__ = (UniqueConstraint("alarm_id", "user_id"), Index("ix_alarm_messages_user_created", "user_id", "created_at"))
+    __table_args__ = (UniqueConstraint("alarm_id", "user_id"), Index("ix_alarm_messages_user_at", "user_id", "at"))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=_ID)
     alarm_id: Mapped[str] = mapped_column(ForeignKey("alarm_events.id"), index=True, info=not_personal(
@@ -67,6 +67,7 @@ class AlarmMessage(Base):
     # No foreign key to users: an alarm stored while its recipient's erasure runs must not
     # make that erasure fail; the erasure's second pass over the device (and expiry) removes it.
     user_id: Mapped[str] = mapped_column(String(32), index=True, info=_event(category="identifier"))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, info=_event(note="the event's time, copied for the index"))
     read_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, info=_event())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True, info=_BOOK)
 

@@ -119,6 +119,7 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('alarm_id', sa.String(length=32), nullable=False),
     sa.Column('user_id', sa.String(length=32), nullable=False),
+    sa.Column('at', faoyam.core.database.UTCDateTime(timezone=True), nullable=False),
     sa.Column('read_at', faoyam.core.database.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', faoyam.core.database.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['alarm_id'], ['alarm_events.id'], name=op.f('fk_alarm_messages_alarm_id_alarm_events')),
@@ -129,7 +130,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_alarm_messages_alarm_id'), ['alarm_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_alarm_messages_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_alarm_messages_user_id'), ['user_id'], unique=False)
-        batch_op.create_index('ix_alarm_messages_user_created', ['user_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_alarm_messages_user_at', ['user_id', 'at'], unique=False)
 
     op.create_table('alarm_deliveries',
     sa.Column('id', sa.String(length=32), nullable=False),
@@ -186,7 +187,7 @@ def downgrade() -> None:
 
     op.drop_table('alarm_deliveries')
     with op.batch_alter_table('alarm_messages', schema=None) as batch_op:
-        batch_op.drop_index('ix_alarm_messages_user_created')
+        batch_op.drop_index('ix_alarm_messages_user_at')
         batch_op.drop_index(batch_op.f('ix_alarm_messages_user_id'))
         batch_op.drop_index(batch_op.f('ix_alarm_messages_created_at'))
         batch_op.drop_index(batch_op.f('ix_alarm_messages_alarm_id'))
