@@ -168,7 +168,7 @@ async def raise_alarm(ctx: Context, *, device_id: str, channel: int, kind: str, 
     rt.stats["raised"] += 1
     event = {"alarm_id": alarm_id, "device_id": device_id, "channel": channel, "kind": kind, "at": at.isoformat()}
     if deliveries:
-        rt.wake.set()
+        rt.wake()
     await bus.publish(ctx, event, local=lambda e: live.fan_out(ctx, e, [m["user_id"] for m in messages]))
     return alarm_id
 

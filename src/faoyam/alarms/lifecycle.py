@@ -22,7 +22,7 @@ async def start(ctx: Context) -> None:
         return
 
     async def on_bus(event: dict) -> None:
-        rt.wake.set()
+        rt.wake()
         await live.fan_out(ctx, event, None)
 
     bus.listen(ctx, on_bus)

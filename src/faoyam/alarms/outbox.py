@@ -31,7 +31,7 @@ from sqlalchemy import delete, select, update
 from faoyam.accounts import service as accounts
 from faoyam.alarms import links, push, texts, webhook
 from faoyam.alarms.models import AlarmDelivery, AlarmEvent, AlarmMessage, AlarmWebhook, PushSubscription
-from faoyam.alarms.runtime import runtime
+from faoyam.alarms.runtime import CHANNELS, runtime
 from faoyam.core.context import Context
 from faoyam.core.database import utcnow
 from faoyam.devices import service as devices
@@ -75,7 +75,7 @@ def http_client(ctx: Context) -> httpx.AsyncClient:
     return rt.http  # type: ignore[return-value]
 
 
-async def _claim(ctx: Context, limit: int) -> list[Job]:
+async def _claim(ctx: Context, limit: int, channel: str | None) -> list[Job]:
     now = utcnow()
     q = (select(AlarmDelivery.id, AlarmDelivery.channel, AlarmDelivery.attempts, AlarmMessage.user_id,
                 AlarmEvent.id.label("alarm_id"), AlarmEvent.device_id, AlarmEvent.channel.label("channel_index"),
@@ -84,6 +84,8 @@ async def _claim(ctx: Context, limit: int) -> list[Job]:
          .join(AlarmEvent, AlarmEvent.id == AlarmMessage.alarm_id)
          .where(AlarmDelivery.status == "pending", AlarmDelivery.next_at <= now)
          .order_by(AlarmDelivery.next_at).limit(limit))
+    if channel is not None:
+        q = q.where(AlarmDelivery.channel == channel)
     if ctx.db.engine.dialect.name == "postgresql":
         q = q.with_for_update(of=AlarmDelivery, skip_locked=True)
     async with ctx.db.transaction() as s:
@@ -94,9 +96,10 @@ async def _claim(ctx: Context, limit: int) -> list[Job]:
     return [Job(**r._asdict()) for r in rows]
 
 
-async def dispatch_once(ctx: Context, limit: int = BATCH) -> int:
-    """One round: claim up to ``limit`` due deliveries, send them, record the outcomes."""
-    jobs = await _claim(ctx, limit)
+async def dispatch_once(ctx: Context, limit: int = BATCH, channel: str | None = None) -> int:
+    """One round: claim up to ``limit`` due deliveries (of ``channel``, or all), send them,
+    record the outcomes."""
+    jobs = await _claim(ctx, limit, channel)
     if not jobs:
         return 0
     audiences: dict[str, object] = {}
@@ -232,18 +235,22 @@ async def _webhook(ctx: Context, job: Job, body: dict, hook) -> None:
 
 
 async def run(ctx: Context, poll: float = POLL_SECONDS) -> None:
-    """Dispatch for ever: at once when woken, else every ``poll`` seconds."""
-    rt = runtime(ctx)
+    """Dispatch for ever, one loop per channel: at once when woken, else every ``poll`` s."""
+    await asyncio.gather(*(_loop(ctx, c, poll) for c in CHANNELS))
+
+
+async def _loop(ctx: Context, channel: str, poll: float) -> None:
+    wake = runtime(ctx).wakes[channel]
     while True:
         try:
-            await asyncio.wait_for(rt.wake.wait(), poll)
+            await asyncio.wait_for(wake.wait(), poll)
         except TimeoutError:
             pass
-        rt.wake.clear()
+        wake.clear()
         try:
-            while await dispatch_once(ctx) >= BATCH:
+            while await dispatch_once(ctx, channel=channel) >= BATCH:
                 pass
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - the rows stay in the outbox; the next round retries
-            log.exception("alarms.dispatch_failed")
+            log.exception("alarms.dispatch_failed", extra={"channel": channel})

@@ -9,6 +9,9 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 
+CHANNELS = ("push", "email", "webhook")
+
+
 @dataclass
 class FloodGuard:
     """A token bucket per device: ``rate`` alarms a second, bursts of ``burst``. A flooding
@@ -35,13 +38,18 @@ class AlarmRuntime:
     flood: FloodGuard = field(default_factory=FloodGuard)
     # user id -> queues of the live streams (SSE) that user has open on this node
     listeners: dict[str, set[asyncio.Queue]] = field(default_factory=dict)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # One per channel's dispatcher loop (a slow SMTP round never holds up the pushes).
+    wakes: dict[str, asyncio.Event] = field(default_factory=lambda: {c: asyncio.Event() for c in CHANNELS})
     seen: OrderedDict[str, None] = field(default_factory=OrderedDict)  # alarm ids already fanned out here
     stats: Counter[str] = field(default_factory=Counter)
     http: object | None = None  # httpx.AsyncClient of the dispatcher
-    dispatcher: asyncio.Task | None = None
+    dispatcher: asyncio.Task | None = None  # the dispatcher (one loop per channel under it)
     # Called with each delivery attempt's outcome (tests, the latency benchmark).
     observers: list = field(default_factory=list)
+
+    def wake(self) -> None:
+        for e in self.wakes.values():
+            e.set()
 
     def first_time(self, alarm_id: str) -> bool:
         """True once per alarm id (the bus may bring back what this node published)."""
