@@ -135,7 +135,7 @@ async def seed(data: Path) -> dict:
         s.add(Share(device_id=shared, invitee_id=uid, invited_via="email", permissions=["live", "alarms"],
                     channels=None, status="accepted", accepted_at=utcnow()))
     for i in range(12):
-        await service.record_alarm(ctx, cam_serial, AlarmReport(channel=0, type="human", at=utcnow(),
+        await alarms.record_device_alarm(ctx, cam_serial, AlarmReport(channel=0, type="human", at=utcnow(),
                                                                 snapshot=pic.getvalue() if i % 3 == 0 else None))
     new = await accounts.sign_in(ctx, "demo@example.com", PASSWORD, None, Terminal(), "127.0.0.1")
     await ctx.close()

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from faoyam.agent.demo import start_demo_devices
 from faoyam.agent.simulator import make_fleet
-from faoyam.devices.models import Alarm
+from faoyam.alarms.models import AlarmEvent as Alarm
 from tests.gateway.conftest import make_user, service_factory  # noqa: F401 - the fixture
 
 

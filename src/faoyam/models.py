@@ -7,6 +7,7 @@ A new domain adds its ``models`` module here.
 """
 
 from faoyam.accounts import models as accounts_models  # noqa: F401
+from faoyam.alarms import models as alarms_models  # noqa: F401
 from faoyam.core import models as core_models  # noqa: F401
 from faoyam.core import tables
 from faoyam.detection import models as detection_models  # noqa: F401

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from faoyam.detection import service
-from faoyam.devices import service as devices
+from faoyam.alarms import service as alarms_service
 from faoyam.media import motion_worker
 from faoyam.media.hub import StreamHubs
 from faoyam.media.ids import ChannelId
@@ -20,7 +20,7 @@ from tests.devices.conftest import person
 from tests.recordings.conftest import Owned, make_owned
 
 
-async def _worker(ctx, raise_alarm=motion_worker.devices_alarm):
+async def _worker(ctx, raise_alarm=motion_worker.service_alarm):
     demand: list = []
     hubs = StreamHubs(on_demand=demand.append)
     worker = MotionWorker(hubs, lambda: service.enabled_channels(ctx.db), alarm_sink(ctx, raise_alarm), batch_s=0)
@@ -28,7 +28,7 @@ async def _worker(ctx, raise_alarm=motion_worker.devices_alarm):
 
 
 @pytest.mark.req("B11")
-async def test_episodes_become_device_alarms_with_their_snapshot(ctx, client, clip):
+async def test_episodes_become_alarms_with_their_snapshot(ctx, client, clip):
     owner = await person(ctx)  # a device added the real way: its alarms are found by serial
     owned = Owned(owner.user_id, (await add_device(ctx, client, owner))[0])
     await service.store_detection(ctx.db, owned.device_id, 0, service.ChannelDetection(enabled=True))
@@ -43,10 +43,11 @@ async def test_episodes_become_device_alarms_with_their_snapshot(ctx, client, cl
         await wait_for(lambda: det.events >= len(MOTION) - 1, what="episodes reported")
     finally:
         await worker.close()  # reports the episode in progress
-    alarms = await devices.list_alarms(ctx, owned.user_id, owned.device_id)
+    alarms = await alarms_service.list_device_alarms(ctx, owned.user_id, owned.device_id)
     assert len(alarms) == len(MOTION)
-    assert {a.type for a in alarms} == {"videoMotion"} and all(a.has_snapshot and a.channel == 0 for a in alarms)
-    jpeg = await devices.alarm_snapshot(ctx, owned.user_id, owned.device_id, alarms[0].id)
+    assert {a.kind for a in alarms} == {"videoMotion"} and {a.source for a in alarms} == {"detection"}
+    assert all(a.has_snapshot and a.channel == 0 for a in alarms)
+    jpeg = await alarms_service.alarm_snapshot(ctx, owned.user_id, alarms[0].id, owned.device_id)
     assert Image.open(io.BytesIO(jpeg)).format == "JPEG"
 
 

@@ -20,6 +20,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import event
 
+from faoyam.alarms import service as alarms
 from faoyam.app import create_app
 from faoyam.core.config import Settings
 from faoyam.core.context import Context
@@ -74,6 +75,10 @@ ENDPOINTS = [
     Endpoint("PUT", "/devices/{d}/config", "control", 200, {"config": {"led": "off"}}),
     Endpoint("GET", "/devices/{d}/alarms", "alarms", 200),
     Endpoint("GET", "/devices/{d}/alarms/{a}/snapshot", "alarms", 200),
+    Endpoint("GET", "/devices/{d}/alarm-settings", "alarms", 200),
+    Endpoint("PUT", "/devices/{d}/detection", "manage", 200, {"enabled": False}),
+    Endpoint("PUT", "/devices/{d}/channels/0/arming", "manage", 200,
+             {"windows": [{"days": [0, 1], "start": "22:00", "end": "06:00"}]}),
     Endpoint("POST", "/devices/{d}/shares", "manage", 201, {"contact": "target@example.com", "permissions": ["live"]}),
     Endpoint("GET", "/devices/{d}/shares", "manage", 200),
     Endpoint("PATCH", "/devices/{d}/shares/{s}", "manage", 200, {"permissions": ["live", "alarms"]}),
@@ -137,6 +142,18 @@ OTHER_ROUTES: dict[str, str] = {
     "GET /me/settings/security": "signed-in page", "GET /me/settings/security/terminals": "signed-in page",
     "GET /me/settings/security/password": "signed-in page", "GET /me/settings/security/export": "signed-in page",
     "GET /me/settings/security/delete": "signed-in page",
+    # Alarms (alarms/api.py): a person's own messages, settings and subscriptions; the
+    # signed snapshot link checks its signature and the reader's "alarms" access
+    # (tests/alarms/test_message_center.py, test_notifications.py).
+    "GET /api/v1/alarms/messages": "signed-in", "POST /api/v1/alarms/messages/read": "signed-in",
+    "DELETE /api/v1/alarms/messages": "signed-in", "DELETE /api/v1/alarms/messages/{message_id}": "signed-in",
+    "GET /api/v1/alarms/stream": "signed-in", "GET /api/v1/alarms/{alarm_id}/snapshot": "public",
+    "GET /api/v1/alarms/push/key": "public", "POST /api/v1/alarms/push/subscriptions": "signed-in",
+    "DELETE /api/v1/alarms/push/subscriptions": "signed-in",
+    "GET /api/v1/alarms/preferences": "signed-in", "PUT /api/v1/alarms/preferences": "signed-in",
+    "GET /api/v1/alarms/settings": "signed-in", "PUT /api/v1/alarms/settings": "signed-in",
+    "GET /api/v1/alarms/consent": "signed-in",
+    "GET /api/v1/alarms/callback": "signed-in", "PUT /api/v1/alarms/callback": "signed-in",
     "GET /api/v1/auth/providers": "public", "GET /auth/{provider}/login": "public",
     "GET /auth/{provider}/callback": "public", "GET /auth/external/complete": "page",
     "POST /auth/external/complete": "public",
@@ -236,7 +253,7 @@ async def _device(w: World, needs: str = "") -> dict[str, str]:
     if "a" in needs:
         await service.set_cover(ctx, owner.user_id, device_id, png())
         await service.set_cover(ctx, owner.user_id, device_id, png(), channel=0)
-        ids["a"] = await service.record_alarm(ctx, fd.serial, AlarmReport(channel=0, type="human", at=utcnow(),
+        ids["a"] = await alarms.record_device_alarm(ctx, fd.serial, AlarmReport(channel=0, type="human", at=utcnow(),
                                                                           snapshot=jpeg()))
     if "s" in needs:
         ids["s"] = await grant(ctx, device_id, w.people["friend"], ["live"])

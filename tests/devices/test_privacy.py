@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from faoyam.alarms import service as alarms
 from faoyam.core.database import utcnow
 from faoyam.devices import service
 from faoyam.devices.ports import AlarmReport
@@ -83,7 +84,7 @@ async def test_export_then_erase_leaves_no_trace_of_the_device_binding(ctx, clie
     await client.put(f"/api/v1/devices/{device_id}/cover", content=png(color=(33, 99, 177)),
                      headers={**h, "content-type": "image/png"})
     cover = (await client.get(f"/api/v1/devices/{device_id}/cover", headers=h)).content
-    await service.record_alarm(ctx, fd.serial, AlarmReport(channel=0, type="human", at=utcnow(), snapshot=_alarm_jpeg()))
+    await alarms.record_device_alarm(ctx, fd.serial, AlarmReport(channel=0, type="human", at=utcnow(), snapshot=_alarm_jpeg()))
     await register(client, ctx, email="friend@example.com", nickname="Friend")
     await service.share_device(ctx, s["user_id"], device_id, ShareIn(contact="friend@example.com", permissions=["live"]))
     await client.post(f"/api/v1/devices/{device_id}/share-links", json={"label": "CanaryLink-K7Q2"}, headers=h)
@@ -95,7 +96,7 @@ async def test_export_then_erase_leaves_no_trace_of_the_device_binding(ctx, clie
     assert dev["password_enc"] == "(set)" and "credential_hash" not in dev
     assert doc["records"]["device_addresses"]["rows"][0]["ip"] == MARK["ip"]
     assert {r["name"] for r in doc["records"]["device_channels"]["rows"]} >= {MARK["channel"]}
-    assert len(doc["records"]["device_alarms"]["rows"]) == 1 and len(doc["records"]["device_shares"]["rows"]) == 1
+    assert len(doc["records"]["alarm_events"]["rows"]) == 1 and len(doc["records"]["device_shares"]["rows"]) == 1
     assert "token_hash" not in doc["records"]["device_share_links"]["rows"][0]
     assert {b["kind"] for b in doc["blobs"].values()} >= {"device_cover", "alarm_snapshot"}
     assert {"B3", "B6", "B7", "B9", "B11"} <= set(doc["processing"])

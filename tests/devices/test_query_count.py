@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import event
 
+from faoyam.alarms import service as alarms
 from faoyam.core.database import utcnow
 from faoyam.devices import service
 from faoyam.devices.ports import AlarmReport
@@ -95,8 +96,9 @@ async def test_device_page_and_alarms_take_a_fixed_number_of_statements(ctx, cli
     page, _ = await _statements(ctx, client, me, f"{D}/{device_id}")
     alarms, _ = await _statements(ctx, client, me, f"{D}/{device_id}/alarms")
     # The page: the device with the caller's share (the access decision) and channels joined.
-    # The alarms: the access columns and the alarms in one statement, for the owner.
-    assert page == 1 and alarms == 1
+    # The alarms (the alarms domain's table): the access decision (devices.authz), then the
+    # alarms filtered by the channels it allows.
+    assert page == 1 and alarms == 2
 
 
 @pytest.mark.req("B9")
@@ -110,12 +112,12 @@ async def test_the_folded_access_check_still_refuses_strangers_and_missing_permi
     page = (await client.get(f"{D}/{device_id}", headers=guest.h)).json()
     assert page["shared"] and [c["index"] for c in page["channels"]] == [1] and page.get("serial") is None
     assert (await client.get(f"{D}/{device_id}/alarms", headers=guest.h)).json()["code"] == "permission-missing"
-    # A share of some channels with the alarms permission: the alarm list is filtered by a
-    # second statement, so the limit counts only alarms of those channels.
+    # A share of some channels with the alarms permission: the alarm list is filtered by
+    # those channels, so the limit counts only alarms of those channels.
     viewer = await person(ctx)
     await grant(ctx, device_id, viewer, ["alarms"], channels=[2])
     for i in range(6):
-        await service.record_alarm(ctx, fd.serial, AlarmReport(channel=i % 3, type="human", at=utcnow()))
+        await alarms.record_device_alarm(ctx, fd.serial, AlarmReport(channel=i % 3, type="human", at=utcnow()))
     r = await client.get(f"{D}/{device_id}/alarms?limit=2", headers=viewer.h)
     assert [a["channel"] for a in r.json()] == [2, 2]
     count, _ = await _statements(ctx, client, viewer, f"{D}/{device_id}/alarms?limit=2")

@@ -7,9 +7,11 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
+from faoyam.alarms import service as alarms
 from faoyam.core.database import utcnow
 from faoyam.devices import service
-from faoyam.devices.models import Alarm, Channel, Device, DeviceAddress
+from faoyam.alarms.models import AlarmEvent as Alarm
+from faoyam.devices.models import Channel, Device, DeviceAddress
 from faoyam.devices.ports import AlarmReport, FactoryDevice
 from faoyam.devices.validation import BadReport
 from faoyam.privacy.subjects import purge_expired
@@ -145,11 +147,11 @@ async def test_alarm_with_snapshot_is_kept_seven_days(ctx, client):
     owner = await person(ctx)
     device_id, fd = await owned(ctx, client, owner)
     at = utcnow()
-    alarm_id = await service.record_alarm(ctx, fd.serial, AlarmReport(channel=0, type="human", at=at, snapshot=jpeg()))
+    alarm_id = await alarms.record_device_alarm(ctx, fd.serial, AlarmReport(channel=0, type="human", at=at, snapshot=jpeg()))
     assert alarm_id
     async with ctx.db.session() as s:
         alarm = await s.get(Alarm, alarm_id)
-    assert alarm.type == "human" and alarm.snapshot_key.startswith("alarm_snapshot/")
+    assert alarm.kind == "human" and alarm.snapshot_key.startswith("alarm_snapshot/")
     assert (await ctx.blobs.read(alarm.snapshot_key))[:3] == b"\xff\xd8\xff"
     r = await client.get(f"/api/v1/devices/{device_id}/alarms/{alarm_id}/snapshot", headers=owner.h)
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
@@ -158,7 +160,7 @@ async def test_alarm_with_snapshot_is_kept_seven_days(ctx, client):
     async with ctx.db.session() as s:
         assert await s.get(Alarm, alarm_id) is not None
     report = await purge_expired(ctx.db, ctx.blobs, now=utcnow() + dt.timedelta(days=7, minutes=1))
-    assert report.counts.get("device_alarms") == 1 and report.blobs >= 1
+    assert report.counts.get("alarm_events") == 1 and report.blobs >= 1
     async with ctx.db.session() as s:
         assert await s.get(Alarm, alarm_id) is None
     assert [k async for k in ctx.blobs.keys("alarm_snapshot/")] == []
@@ -169,17 +171,17 @@ async def test_alarm_input_is_checked(ctx, client):
     owner = await person(ctx)
     _, fd = await owned(ctx, client, owner)
     # Not a JPEG: the alarm is kept without a picture.
-    alarm_id = await service.record_alarm(ctx, fd.serial, AlarmReport(channel=0, type="videoMotion", at=utcnow(),
+    alarm_id = await alarms.record_device_alarm(ctx, fd.serial, AlarmReport(channel=0, type="videoMotion", at=utcnow(),
                                                                       snapshot=b"\xff\xd8\xff" + b"junk" * 10))
     async with ctx.db.session() as s:
         assert (await s.get(Alarm, alarm_id)).snapshot_key is None
     with pytest.raises(BadReport):
-        await service.record_alarm(ctx, fd.serial, AlarmReport(channel=5, type="human", at=utcnow()))
+        await alarms.record_device_alarm(ctx, fd.serial, AlarmReport(channel=5, type="human", at=utcnow()))
     with pytest.raises(BadReport):
-        await service.record_alarm(ctx, fd.serial, AlarmReport(channel=0, type="human", at=dt.datetime(2026, 1, 1)))
+        await alarms.record_device_alarm(ctx, fd.serial, AlarmReport(channel=0, type="human", at=dt.datetime(2026, 1, 1)))
     # An unbound device has nobody to notify: nothing is kept.
     loose = await make_device(ctx)
-    assert await service.record_alarm(ctx, loose.serial, AlarmReport(channel=0, type="human", at=utcnow(),
+    assert await alarms.record_device_alarm(ctx, loose.serial, AlarmReport(channel=0, type="human", at=utcnow(),
                                                                      snapshot=jpeg())) == ""
     assert [k async for k in ctx.blobs.keys("alarm_snapshot/")] == []
 

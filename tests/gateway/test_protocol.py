@@ -121,11 +121,11 @@ async def test_alarm_with_jpeg_snapshot_is_recorded(svc):
     try:
         alarm_id = await a.raise_alarm("doorbell", 0)
         assert alarm_id
-        from faoyam.devices.models import Alarm
+        from faoyam.alarms.models import AlarmEvent as Alarm
 
         async with svc.db.session() as s:
             row = await s.get(Alarm, alarm_id)
-        assert row.type == "doorbell" and row.snapshot_key
+        assert row.kind == "doorbell" and row.snapshot_key
         jpeg = await svc.blobs.read(row.snapshot_key)
         assert Image.open(io.BytesIO(jpeg)).format == "JPEG"
     finally:

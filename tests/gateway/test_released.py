@@ -10,11 +10,13 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
+from faoyam.alarms import service as alarms
 from faoyam.devices import service
 from faoyam.devices.gateway import messages as m
 from faoyam.devices.gateway import protocol as p
 from faoyam.devices.gateway.presence import DeviceConnection
-from faoyam.devices.models import Alarm, Device, DeviceAddress
+from faoyam.alarms.models import AlarmEvent as Alarm
+from faoyam.devices.models import Device, DeviceAddress
 from faoyam.devices.ports import AlarmReport
 from faoyam.devices.validation import BadReport
 from faoyam.privacy.subjects import Subject, erase_subject
@@ -63,7 +65,7 @@ async def test_a_heartbeat_noted_before_the_erasure_writes_nothing_after_it(svc)
     with pytest.raises(BadReport) as exc:
         await service.activate(svc, ident.serial, activation(fd), PUBLIC_IP)
     assert exc.value.code == "device-released"
-    assert await service.record_alarm(svc, ident.serial, AlarmReport(
+    assert await alarms.record_device_alarm(svc, ident.serial, AlarmReport(
         channel=0, type="human", at=dt.datetime.now(dt.UTC))) == ""
     await _clean(svc, ident.serial)
     # Someone adds the unit again: then it may activate and report.
@@ -86,7 +88,7 @@ async def test_heartbeats_racing_an_erasure_leave_no_personal_data(svc):
         while not stop.is_set() or n < 5:
             n += 1
             await service.heartbeats(svc, [(ident.serial, dt.datetime.now(dt.UTC), {"ip": PUBLIC_IP, "n": n})])
-            await service.record_alarm(svc, ident.serial, AlarmReport(
+            await alarms.record_device_alarm(svc, ident.serial, AlarmReport(
                 channel=0, type="human", at=dt.datetime.now(dt.UTC)))
             await asyncio.sleep(0)
         return n

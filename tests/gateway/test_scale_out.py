@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from faoyam.core.context import Context
 from faoyam.devices import commands, lifecycle
-from faoyam.devices.models import Alarm
+from faoyam.alarms.models import AlarmEvent as Alarm
 from tests.gateway.conftest import agent as device_agent
 from tests.gateway.conftest import bind, eventually, make_user, needs_mosquitto, new_device, options
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from faoyam.devices.ports import AlarmReport
-from faoyam.devices.registry import record_alarm
+from faoyam.alarms.service import record_device_alarm as record_alarm
 from tests.conftest import bearer, register
 from tests.web.test_device_pages import add, make_device, use_cookie
 

@@ -59,6 +59,9 @@ class Context:
     stream_demand: Any = None  # devices.streaming.StreamDemand
     # The media worker's live WebSocket server: (media.live_http.LiveServer, uvicorn.Server, task).
     live_server: Any = None
+    # The alarms domain's per-process state (``alarms.runtime.AlarmRuntime``): the flood
+    # guard, the live listeners, the dispatcher's wake-up.
+    alarms: Any = None
     # ``faoyam demo``: the simulated devices running in this process.
     demo_devices: Any = None  # agent.demo.DemoDevices
     # The accounts domain's erasure hook (forgets rate-limit rows and cached sessions).

@@ -116,12 +116,26 @@ class SubjectRoot:
     identifiers: dict[str, str] = field(default_factory=dict)
 
 
+# The time-bound retention rules of the processing register (``privacy.register.RETENTION``
+# names and explains them; this is their length, so a table's expiry is the register's
+# rule and not a constant of its own: ``Expiry.by_rule("received_at", "7d")``).
+RETENTION_PERIODS: dict[str, dt.timedelta] = {
+    "7d": dt.timedelta(days=7),
+    "security": dt.timedelta(hours=1),
+}
+
+
 @dataclass(frozen=True)
 class Expiry:
     """Rows expire ``after`` the time in ``column`` (RET5's seven days, code expiry...)."""
 
     column: str
     after: dt.timedelta
+
+    @classmethod
+    def by_rule(cls, column: str, rule: str) -> Expiry:
+        """Rows expire after the register's retention rule ``rule`` (RET5: "7d")."""
+        return cls(column, RETENTION_PERIODS[rule])
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ class Messenger:
         self.db = db
         self.blobs = blobs
 
-    def _compose(self, to: str, subject: str, text: str) -> EmailMessage:
+    def _compose(self, to: str, subject: str, text: str,
+                 attachments: list[tuple[str, bytes, str]] | None = None) -> EmailMessage:
         msg = EmailMessage()
         msg["From"] = self.settings.mail_from
         msg["To"] = to
@@ -35,10 +36,16 @@ class Messenger:
         msg["Date"] = formatdate(localtime=False)
         msg["Message-ID"] = make_msgid(domain="faoyam.local")
         msg.set_content(text)
+        for filename, data, mime in attachments or ():  # (name, bytes, "image/jpeg")
+            maintype, subtype = mime.split("/", 1)
+            msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
         return msg
 
-    async def send_email(self, to: str, subject: str, text: str, *, template: str, user_id: str | None = None) -> str:
-        msg = self._compose(to, subject, text)
+    async def send_email(self, to: str, subject: str, text: str, *, template: str, user_id: str | None = None,
+                         attachments: list[tuple[str, bytes, str]] | None = None) -> str:
+        """Send (or put in the outbox) one email; an SMTP failure raises, so a caller with
+        an outbox of its own (alarms) retries it."""
+        msg = self._compose(to, subject, text, attachments)
         backend = self.settings.mail_backend
         body_key = None
         if backend == "outbox":
@@ -108,7 +115,8 @@ class Messenger:
             if r.body_key:
                 m = message_from_bytes(await self.blobs.read(r.body_key), policy=policy.default)
                 subject = str(m["Subject"] or "")
-                text = m.get_content() if not m.is_multipart() else ""
+                body = m.get_body(("plain",)) if m.is_multipart() else m
+                text = body.get_content() if body is not None else ""
             out.append({"id": r.id, "channel": r.channel, "to": r.recipient, "template": r.template,
                         "subject": subject, "text": text, "created_at": r.created_at.isoformat()})
         return out

@@ -18,7 +18,6 @@ from faoyam.core.http import JsonOut, read_image
 from faoyam.devices import service
 from faoyam.devices.schemas import (
     AddDeviceIn,
-    AlarmOut,
     ChannelIn,
     ChannelPatchIn,
     ConfigIn,
@@ -40,7 +39,7 @@ DeviceId = Path(..., max_length=64, description="the device id from the device l
 ChannelIndex = Path(..., ge=0, le=255)
 _PRIVATE = {"Cache-Control": "private, no-store"}
 # The hot read paths answer pre-serialised JSON (see ``JsonOut``).
-_DEVICES, _DEVICE, _ALARMS = JsonOut(list[DeviceOut]), JsonOut(DeviceOut), JsonOut(list[AlarmOut])
+_DEVICES, _DEVICE = JsonOut(list[DeviceOut]), JsonOut(DeviceOut)
 
 
 # Devices (B3, B6, B7) --------------------------------------------------------------------
@@ -182,24 +181,6 @@ async def ptz_locate(body: PtzLocateIn, device_id: str = DeviceId, user: Current
 async def set_config(body: ConfigIn, device_id: str = DeviceId, user: CurrentUser = Depends(current_user),
                      ctx: Context = Depends(get_ctx)):
     return await service.set_config(ctx, user.id, device_id, body.config)
-
-
-# Alarms (B11) -------------------------------------------------------------------------------
-
-
-@router.get("/devices/{device_id}/alarms", response_model=list[AlarmOut])
-async def list_alarms(device_id: str = DeviceId, limit: int = Query(50, ge=1, le=200), before: dt.datetime | None = None,
-                      user: CurrentUser = Depends(current_user), ctx: Context = Depends(get_ctx)):
-    if before is not None and before.tzinfo is None:
-        raise Invalid("before", "Give the time with its offset (for example 2026-01-01T00:00:00Z).", code="invalid")
-    return _ALARMS(await service.list_alarms(ctx, user.id, device_id, limit, before))
-
-
-@router.get("/devices/{device_id}/alarms/{alarm_id}/snapshot")
-async def alarm_snapshot(device_id: str = DeviceId, alarm_id: str = Path(..., max_length=64),
-                         user: CurrentUser = Depends(current_user), ctx: Context = Depends(get_ctx)):
-    return Response(await service.alarm_snapshot(ctx, user.id, device_id, alarm_id), media_type="image/jpeg",
-                    headers=_PRIVATE)
 
 
 # Sharing (B9): the owner's side ---------------------------------------------------------------

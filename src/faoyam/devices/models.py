@@ -34,8 +34,7 @@ blob_kind("device_cover", "media", "B7", retention="device_binding", content_typ
 blob_kind("live_snapshot", "media", "B4", retention="device_binding", content_type="image/jpeg",
           description="the latest keyframe of a channel's live stream, written by the media worker at most every "
                       "few minutes while the stream runs; shown on the device's card on Home")
-blob_kind("alarm_snapshot", "media", "B11", retention="7d", content_type="image/jpeg",
-          description="picture a device took when it raised an alarm (kept 7 days)")
+
 
 _ID = not_personal("random id")
 _BOOK = not_personal("bookkeeping")
@@ -129,22 +128,6 @@ class DeviceAddress(Base):
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), unique=True, info=_DEVICE_REF)
     ip: Mapped[str] = mapped_column(String(45), info=personal("network", "B4", "B6", retention="7d"))
     seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, info=_BOOK)
-
-
-class Alarm(Base):
-    """An alarm a device raised (B11), with its snapshot. Kept seven days (RET5)."""
-
-    __tablename__ = "device_alarms"
-    __privacy__ = TablePrivacy(subject=Link("device_id", via="devices"), expiry=Expiry("received_at", dt.timedelta(days=7)))
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=_ID)
-    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True, info=_DEVICE_REF)
-    channel: Mapped[int] = mapped_column(Integer, info=personal("event", "B11", retention="7d"))
-    type: Mapped[str] = mapped_column(String(40), info=personal("event", "B11", retention="7d"))
-    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, info=personal("event", "B11", retention="7d"))
-    snapshot_key: Mapped[str | None] = mapped_column(String(200), info=personal("media", "B11", retention="7d",
-                                                                                  blob="alarm_snapshot"))
-    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True, info=_BOOK)
 
 
 class Share(Base):

@@ -18,7 +18,8 @@ argument the ``Context``), called by the gateway when devices speak:
     set_online(ctx, serial, online, at) -> None      last will, heartbeats, timeouts
     heartbeat(ctx, serial, at, status: dict) -> None
     report_config(ctx, serial, config: dict) -> None
-    record_alarm(ctx, serial, AlarmReport) -> str    B11: an alarm (7 days, RET5) with its JPEG
+    report_device(ctx, serial) -> str                B11: the device row an alarm is about ("" unbound);
+                                                     the gateway then calls alarms.service.raise_alarm
     credentials_revoked(ctx, serial) -> bool         true once a device was deleted (B10)
 
 Gateway side — the object at ``ctx.gateway`` (the gateway, or a client of the gateway

@@ -16,30 +16,26 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-import io
 import logging
 from contextlib import asynccontextmanager
 
-from PIL import Image
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from faoyam.core.context import Context
-from faoyam.core.cpu import offload
 from faoyam.core.database import utcnow
 from faoyam.core.errors import Invalid
 from faoyam.core.security import keyed_hash, new_token
 from faoyam.devices import validation as v
 from faoyam.devices.geo import place_of
-from faoyam.devices.models import Alarm, Channel, Device, DeviceAddress
-from faoyam.devices.ports import ActivationReport, AlarmReport, DeviceAuth, DeviceCredentials, FactoryDevice
+from faoyam.devices.models import Channel, Device, DeviceAddress
+from faoyam.devices.ports import ActivationReport, DeviceAuth, DeviceCredentials, FactoryDevice
 from faoyam.devices.validation import BadReport
 
 log = logging.getLogger(__name__)
 
 KINDS = ("camera", "nvr", "doorbell", "chime")
 FACTORY_PREFIX = "factory:"
-MAX_SNAPSHOT_BYTES = 4 * 1024 * 1024
 
 
 def serial_hash(ctx: Context, serial: str) -> str:
@@ -323,73 +319,18 @@ async def report_config(ctx: Context, serial: str, config: dict) -> None:
 # Alarms (B11, RET5) ---------------------------------------------------------------------
 
 
-def _is_jpeg(data: bytes) -> bool:
-    """A real JPEG, checked by its structure (not only its first bytes)."""
-    if data[:3] != b"\xff\xd8\xff":
-        return False
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.format != "JPEG":
-                return False
-            img.verify()
-    except Exception:  # noqa: BLE001 - any decoder complaint means "not a picture we keep"
-        return False
-    return True
+async def claim_bound(session, device_id: str) -> bool:
+    """In the caller's transaction: lock the device row if it is still bound (an erasure
+    that committed first makes this False; one that comes later waits for the caller's
+    commit, and then removes what it wrote). The alarms domain writes an alarm under it."""
+    return await _claim(session, (Device.id == device_id) & Device.owner_id.is_not(None))
 
 
-async def record_alarm(ctx: Context, serial: str, report: AlarmReport) -> str:
-    """Keep an alarm and its JPEG for seven days; returns its id.
-
-    An unbound device has nobody to notify, so its alarms are not kept (returns "").
-    A snapshot that is not a JPEG (or too large) is dropped; the alarm is kept.
-    """
-    kind = v.report_text(report.type, "type", 40)
-    if not isinstance(report.at, dt.datetime) or report.at.tzinfo is None:
-        raise BadReport("The alarm time must be timezone-aware.", field="at")
+async def report_device(ctx: Context, serial: str) -> str:
+    """The device row id an alarm report of ``serial`` is about, "" when the unit is not
+    bound (nobody to notify: its alarms are not kept); unknown units are refused."""
     async with ctx.db.session() as s:
         row = await find_by_serial(s, ctx, serial)
         if row is None:
             raise BadReport("This device is not known to the registry.", code="unknown-device")
-        if row.owner_id is None:
-            return ""
-        device_id = row.id
-        channels = set((await s.execute(select(Channel.index).where(Channel.device_id == device_id))).scalars())
-    if report.channel not in channels:
-        raise BadReport("The device has no such channel.", field="channel")
-    snapshot_key = None
-    if report.snapshot:
-        if len(report.snapshot) <= MAX_SNAPSHOT_BYTES and await offload(_is_jpeg, report.snapshot):
-            snapshot_key = await ctx.blobs.put("alarm_snapshot", report.snapshot)
-        else:
-            log.warning("devices.alarm_snapshot_refused", extra={"device": device_id, "bytes": len(report.snapshot)})
-    try:
-        async with ctx.db.transaction() as s:
-            # The binding may have ended while the picture was written; then keep nothing.
-            if not await _claim(s, (Device.id == device_id) & Device.owner_id.is_not(None)):
-                raise LookupError
-            alarm = Alarm(device_id=device_id, channel=report.channel, type=kind, at=report.at.astimezone(dt.UTC),
-                          snapshot_key=snapshot_key, received_at=utcnow())
-            s.add(alarm)
-    except LookupError:
-        if snapshot_key:
-            await ctx.blobs.delete(snapshot_key)
-        return ""
-    except BaseException:
-        if snapshot_key:
-            await ctx.blobs.delete(snapshot_key)
-        raise
-    return alarm.id
-
-
-async def record_server_alarm(ctx: Context, device_id: str, report: AlarmReport) -> str:
-    """:func:`record_alarm` for an alarm the service itself raised about a device (server-side
-    motion detection of a pulled camera): by device id, not by what the device says it is.
-    "" when the device is gone or unbound."""
-    async with ctx.db.session() as s:
-        serial = (await s.execute(select(Device.serial).where(Device.id == device_id))).scalar_one_or_none()
-    if not serial:
-        return ""
-    try:
-        return await record_alarm(ctx, serial, report)
-    except BadReport:  # erased or re-bound meanwhile, or the channel went away
-        return ""
+        return row.id if row.owner_id is not None else ""

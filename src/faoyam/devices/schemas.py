@@ -138,14 +138,6 @@ class DeviceOut(BaseModel):
     config: dict | None = None
 
 
-class AlarmOut(BaseModel):
-    id: str
-    channel: int
-    type: str
-    at: dt.datetime
-    has_snapshot: bool
-
-
 class Invitee(BaseModel):
     user_id: str
     nickname: str

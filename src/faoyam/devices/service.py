@@ -38,7 +38,7 @@ from faoyam.devices.control import (  # noqa: F401 - re-exported
     snapshot,
 )
 from faoyam.devices.links import create_link, list_links, revoke_link, view_link  # noqa: F401 - re-exported (B9)
-from faoyam.devices.models import Alarm, Channel, Device, DeviceAddress, Share
+from faoyam.devices.models import Channel, Device, DeviceAddress, Share
 from faoyam.devices.registry import (  # noqa: F401 - re-exported: the contract of ports.py
     activate,
     authenticate_device,
@@ -47,13 +47,13 @@ from faoyam.devices.registry import (  # noqa: F401 - re-exported: the contract 
     find_by_serial,
     heartbeat,
     heartbeats,
-    record_alarm,
-    record_server_alarm,
+    claim_bound,
+    report_device,
     report_config,
     safety_code_hash,
     set_online,
 )
-from faoyam.devices.schemas import AddDeviceIn, AlarmOut, DeviceOut, DevicePatchIn
+from faoyam.devices.schemas import AddDeviceIn, DeviceOut, DevicePatchIn
 from faoyam.devices.sharing import (  # noqa: F401 - re-exported (B9)
     accept_share,
     decline_share,
@@ -64,7 +64,8 @@ from faoyam.devices.sharing import (  # noqa: F401 - re-exported (B9)
     share_device,
     update_share,
 )
-from faoyam.devices.views import get_device, list_alarms, list_devices  # noqa: F401 - re-exported: the read paths
+from faoyam.devices.audience import AlarmAudience, alarm_audience  # noqa: F401 - re-exported (alarms, B11)
+from faoyam.devices.views import get_device, list_devices  # noqa: F401 - re-exported: the read paths
 from faoyam.privacy.blobrefs import blob_transaction
 from faoyam.privacy.subjects import remove_rows
 
@@ -285,20 +286,6 @@ async def delete_device(ctx: Context, user_id: str, device_id: str) -> dict:
     await commands.released(ctx, ids, [serial for _, serial in units if serial])
     log.info("devices.deleted", extra={"device": device_id, "units": len(ids), "rows": report.rows})
     return {"removed": ids, "rows": report.rows, "files": report.blobs}
-
-
-# Alarms (B11) ---------------------------------------------------------------------------
-
-
-async def alarm_snapshot(ctx: Context, user_id: str, device_id: str, alarm_id: str) -> bytes:
-    acc = await authz.require(ctx, user_id, device_id, "alarms")
-    async with ctx.db.session() as s:
-        row = (await s.execute(select(Alarm).where(Alarm.id == alarm_id, Alarm.device_id == device_id))).scalar_one_or_none()
-    if row is None or not acc.sees_channel(row.channel):
-        raise NotFound("There is no such alarm.", code="alarm-not-found")
-    if not row.snapshot_key:
-        raise NotFound("This alarm has no picture.", code="no-snapshot")
-    return await ctx.blobs.read(row.snapshot_key)
 
 
 # Keys -----------------------------------------------------------------------------------

@@ -2,12 +2,12 @@
 B8 presence); an invitee sees only what sharing needs — name, kind, model, status, cover
 and the channels the share covers — never the serial, network or location details.
 
-The read paths here (the device list, a device's page, its alarms) are what every page
+The read paths here (the device list, a device's page) are what every page
 polls, so they are written for few statements and little work per statement:
 
 - the access decision and the channels are joined into the query that reads the rows
   (``authz.share_join``, decided by ``authz.decide``): the device list and a device's page
-  are one statement, and the alarm list too unless a share covers only some channels;
+  are one statement;
 - statements are built once, at import, with bound parameters: SQLAlchemy then reuses the
   compiled SQL and the statement's cache key instead of building both per request;
 - rows are plain Core rows, never ORM objects, read through a plain connection
@@ -21,7 +21,6 @@ polls, so they are written for few statements and little work per statement:
 from __future__ import annotations
 
 import datetime as dt
-from functools import lru_cache
 
 from sqlalchemy import Row, bindparam, select
 
@@ -29,8 +28,8 @@ from faoyam.accounts.service import user_briefs
 from faoyam.core.context import Context
 from faoyam.devices import authz
 from faoyam.devices.authz import Access, Permission
-from faoyam.devices.models import Alarm, Channel, Device, DeviceAddress, Share
-from faoyam.devices.schemas import AlarmOut, ChannelOut, DeviceOut
+from faoyam.devices.models import Channel, Device, DeviceAddress, Share
+from faoyam.devices.schemas import ChannelOut, DeviceOut
 
 # What ``describe`` shows of a device, and what the access decision and the pairs need: not
 # the whole row (its credential hashes, status document and manufacturing date would be read
@@ -62,33 +61,6 @@ _ONE = (select(*_DEVICE_COLUMNS, Share.permissions.label("share_permissions"), S
         .order_by(Channel.index))
 _PAIRS = select(Device.id, Device.paired_hash, Device.serial_hash, Device.owner_id).where(
     Device.paired_hash.in_(bindparam("serials", expanding=True)) | Device.serial_hash.in_(bindparam("paired", expanding=True)))
-_ALARM_COLUMNS = (Alarm.id, Alarm.channel, Alarm.type, Alarm.at, Alarm.snapshot_key)
-
-
-@lru_cache(maxsize=None)
-def _alarms_query(some_channels: bool, before: bool):
-    """The alarm list's statement, one object per shape (so each stays compiled)."""
-    q = select(*_ALARM_COLUMNS).where(Alarm.device_id == bindparam("device_id"))
-    if some_channels:
-        q = q.where(Alarm.channel.in_(bindparam("channels", expanding=True)))
-    if before:
-        q = q.where(Alarm.at < bindparam("before"))
-    return q.order_by(Alarm.at.desc(), Alarm.id).limit(bindparam("limit"))
-
-
-@lru_cache(maxsize=None)
-def _alarms_with_access_query(before: bool):
-    """The device's access columns and its newest alarms (one row per alarm, or one row of
-    NULL alarm columns): the whole answer in one statement when every channel is visible."""
-    on = Alarm.device_id == Device.id
-    if before:
-        on &= Alarm.at < bindparam("before")
-    return (select(Device.owner_id, Device.serial, Share.permissions.label("share_permissions"),
-                   Share.channels.label("share_channels"), *_ALARM_COLUMNS)
-            .outerjoin(Share, authz.share_join(bindparam("user_id")))
-            .outerjoin(Alarm, on)
-            .where(Device.id == bindparam("device_id"))
-            .order_by(Alarm.at.desc(), Alarm.id).limit(bindparam("limit")))
 
 
 def _group(rows) -> list[tuple[Row, list]]:
@@ -126,29 +98,6 @@ async def get_device(ctx: Context, user_id: str, device_id: str, permission: Per
                                                row.share_channels), permission)
         (out,) = await describe(ctx, s, [(row, acc, chans)])
     return out
-
-
-async def list_alarms(ctx: Context, user_id: str, device_id: str, limit: int = 50,
-                      before: dt.datetime | None = None) -> list[AlarmOut]:
-    """The device's alarms of the last seven days, newest first (an invitee: their channels).
-
-    One statement reads the access and the alarms; an invitee whose share covers only some
-    channels needs a second, filtered one (a limit must count only the alarms they see)."""
-    if not authz.is_device_id(device_id):
-        authz.check(None)
-    params: dict = {"user_id": user_id, "device_id": device_id, "limit": max(1, min(limit, 200))}
-    if before is not None:
-        params["before"] = before
-    async with ctx.db.session() as s:
-        rows = (await s.execute(_alarms_with_access_query(before is not None), params)).all()
-        r = rows[0] if rows else None
-        acc = authz.check(r and authz.decide(user_id, device_id, r.owner_id, r.serial, r.share_permissions,
-                                             r.share_channels), "alarms")
-        if acc.channels is not None:
-            params["channels"] = sorted(acc.channels)
-            rows = (await s.execute(_alarms_query(True, before is not None), params)).all()
-    return [AlarmOut.model_construct(id=a.id, channel=a.channel, type=a.type, at=a.at, has_snapshot=bool(a.snapshot_key))
-            for a in rows if a.id is not None]
 
 
 async def describe(ctx: Context, session, items: list[tuple[Row, Access, list]], *,

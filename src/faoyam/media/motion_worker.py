@@ -8,9 +8,10 @@ changed, and stops those switched off. A detector subscribes like a viewer, so t
 is asked to push that stream for as long as detection is on.
 
 Each episode becomes one alarm through ``raise_alarm(ctx, *, device_id, channel, kind, at,
-snapshot, source)`` — injectable; the default records it with the devices domain
-(``devices.service.record_server_alarm``, the ``device_alarms`` the app shows today), and
-flags the recorder's current segment of the channel as holding motion.
+snapshot, source)`` — injectable; the default is the alarms domain's
+(``alarms.service.raise_alarm``: the message center, push, email and webhook, with the
+owner's arming schedule and preferences applied), and flags the recorder's current segment
+of the channel as holding motion.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from collections.abc import Awaitable, Callable
 from faoyam.core.context import Context
 from faoyam.detection import service as detection
 from faoyam.detection.service import ChannelDetection
-from faoyam.devices import service as devices
-from faoyam.devices.ports import AlarmReport
+from faoyam.alarms import service as alarms
+from faoyam.core.errors import Problem
 from faoyam.media import recorder
 from faoyam.media.hub import StreamHubs
 from faoyam.media.ids import ChannelId
@@ -35,15 +36,21 @@ log = logging.getLogger("faoyam.media.motion")
 
 SYNC_SECONDS = 10.0
 ALARM_KIND = "videoMotion"  # the devices' own name for a motion alarm (Imou's)
-SOURCE = "server"
+SOURCE = "detection"  # the alarms domain's name for alarms the service raised itself
 
 RaiseAlarm = Callable[..., Awaitable[object]]
 
 
-async def devices_alarm(ctx: Context, *, device_id: str, channel: int, kind: str, at, snapshot: bytes | None,
-                        source: str) -> str:
-    """The default ``raise_alarm``: the devices domain's alarm list (until the alarms domain)."""
-    return await devices.record_server_alarm(ctx, device_id, AlarmReport(channel, kind, at, snapshot))
+async def service_alarm(ctx: Context, *, device_id: str, channel: int, kind: str, at, snapshot: bytes | None,
+                        source: str) -> str | None:
+    """The default ``raise_alarm``: the alarms domain's, for every source. An alarm it refuses
+    (the channel went away, the device floods) is logged, never fatal to the detector."""
+    try:
+        return await alarms.raise_alarm(ctx, device_id=device_id, channel=channel, kind=kind, at=at,
+                                        snapshot=snapshot, source=source)
+    except Problem as exc:  # Invalid, Flooded
+        log.warning("motion: %s/%s: alarm refused: %s", device_id, channel, exc)
+        return None
 
 
 def stream_of(device_id: str, channel: int, settings: ChannelDetection) -> tuple[ChannelId, str]:
@@ -104,7 +111,7 @@ class MotionWorker:
             await det.stop()
 
 
-def alarm_sink(ctx: Context, raise_alarm: RaiseAlarm = devices_alarm) -> OnEvent:
+def alarm_sink(ctx: Context, raise_alarm: RaiseAlarm = service_alarm) -> OnEvent:
     """The worker's ``on_event``: one alarm per episode, and the recording flagged."""
 
     async def on_event(event: MotionEvent) -> None:
@@ -126,7 +133,7 @@ def worker_of(ctx: Context) -> MotionWorker | None:
     return _WORKERS.get(id(ctx))
 
 
-async def start(ctx: Context, hubs: StreamHubs, raise_alarm: RaiseAlarm = devices_alarm) -> MotionWorker:
+async def start(ctx: Context, hubs: StreamHubs, raise_alarm: RaiseAlarm = service_alarm) -> MotionWorker:
     """Start detecting (``media.lifecycle.start``); the first sync runs in the background."""
     worker = MotionWorker(hubs, lambda: detection.enabled_channels(ctx.db), alarm_sink(ctx, raise_alarm))
     _WORKERS[id(ctx)] = worker

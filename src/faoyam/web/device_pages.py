@@ -7,8 +7,8 @@ through ``/api/v1/devices…`` from the browser, as with the account pages.
 
 from __future__ import annotations
 
+import datetime as dt
 import zoneinfo
-from dataclasses import dataclass
 from functools import lru_cache
 from types import SimpleNamespace
 from urllib.parse import urlsplit
@@ -22,6 +22,7 @@ from faoyam.accounts.validation import countries
 from faoyam.core.context import Context, get_ctx
 from faoyam.core.errors import Gone, NotFound, Problem
 from faoyam.core.http import CSP
+from faoyam.alarms import service as alarms
 from faoyam.devices import authz
 from faoyam.devices import service as devices
 from faoyam.devices.channel_streams import channel_streams
@@ -31,7 +32,7 @@ from faoyam.devices.talkback import can_talk, require_talk
 from faoyam.media import urls as media_urls
 from faoyam.media.grants import link_grant, user_grant
 from faoyam.media.ids import ChannelId
-from faoyam.devices.schemas import AlarmOut, DeviceOut
+from faoyam.devices.schemas import DeviceOut
 from faoyam.media.stream_choice import browser_stream
 from faoyam.web.deps import page_user
 from faoyam.web.templating import page_language, render
@@ -70,31 +71,23 @@ async def home_data(ctx: Context, user: CurrentUser) -> dict[str, Any]:
     return {"devices": mine, "pending_invites": pending, **_common(ctx)}
 
 
-@dataclass(frozen=True)
-class AlarmMessage:
-    """One line of the Messages tab: an alarm and the device (and channel) it came from."""
-
-    alarm: AlarmOut
-    device: DeviceOut
-
-    @property
-    def channel_name(self) -> str | None:
-        if len(self.device.channels) < 2:
-            return None
-        return next((c.name for c in self.device.channels if c.index == self.alarm.channel), None) \
-            or f"#{self.alarm.channel + 1}"
+KINDS_FILTER = ("videoMotion", "human", "doorbell", "alarmLocal", "tamper", "offline", "online")
 
 
-async def messages_data(ctx: Context, user: CurrentUser, limit: int = 50) -> dict[str, Any]:
-    """Messages: the alarms (kept seven days) of every device whose alarms the account may
-    see — its own, and shared ones with the alarms permission — newest first."""
-    found: list[AlarmMessage] = []
-    for d in await devices.list_devices(ctx, user.id):
-        if d.kind == "chime" or "alarms" not in d.permissions:
-            continue
-        found += [AlarmMessage(a, d) for a in await devices.list_alarms(ctx, user.id, d.id, limit)]
-    found.sort(key=lambda m: m.alarm.at, reverse=True)
-    return {"alarms": found[:limit], **_common(ctx)}
+async def messages_data(ctx: Context, user: CurrentUser, *, device_id: str | None = None, kind: str | None = None,
+                        day: dt.date | None = None, limit: int = 50) -> dict[str, Any]:
+    """Messages: the account's alarm messages (kept seven days) — of its own devices and of
+    shared ones whose share grants alarms — newest first, filtered by device, type, day."""
+    since = until = None
+    if day is not None:
+        since = dt.datetime.combine(day, dt.time(), dt.UTC)
+        until = since + dt.timedelta(days=1)
+    found = await alarms.list_messages(ctx, user.id, device_id=device_id or None, kind=kind or None,
+                                       since=since, until=until, limit=limit)
+    sources = [d for d in await devices.list_devices(ctx, user.id) if "alarms" in d.permissions and d.kind != "chime"]
+    return {"messages": found, "sources": sources, "kinds": KINDS_FILTER,
+            "filters": {"device_id": device_id or "", "kind": kind or "", "day": day.isoformat() if day else ""},
+            "unread": await alarms.unread_count(ctx, user.id), **_common(ctx)}
 
 
 def _not_found(request: Request, problem: Problem | None = None):

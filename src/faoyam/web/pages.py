@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
@@ -198,8 +198,11 @@ async def home(request: Request, user: CurrentUser = Depends(page_user), ctx: Co
 
 
 @router.get("/messages")
-async def messages(request: Request, user: CurrentUser = Depends(page_user), ctx: Context = Depends(get_ctx)):
-    return render(request, "messages.html", nav="messages", **await device_pages.messages_data(ctx, user))
+async def messages(request: Request, device: str | None = Query(None, max_length=64),
+                   kind: str | None = Query(None, max_length=40), day: dt.date | None = None,
+                   user: CurrentUser = Depends(page_user), ctx: Context = Depends(get_ctx)):
+    data = await device_pages.messages_data(ctx, user, device_id=device, kind=kind, day=day)
+    return render(request, "messages.html", nav="messages", **data)
 
 
 @router.get("/cloud")

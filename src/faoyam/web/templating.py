@@ -59,6 +59,10 @@ env.lstrip_blocks = True
 # scripts need no catalog of their own; tests check every one has a Thai translation.
 JS_MESSAGES: tuple[str, ...] = (
     "Saved.",
+    "Picture of the alarm",
+    "Play the clip",
+    "Delete",
+    "Delete all messages?",
     "Something went wrong. Please try again.",
     "Cannot reach the server. Check your connection and try again.",
     "Please check the highlighted fields.",

@@ -45,6 +45,7 @@ from typing import Any
 
 import aiomqtt
 
+from faoyam.alarms import service as alarms
 from faoyam.core.errors import Problem
 from faoyam.core.security import keyed_hash
 from faoyam.devices import ports
@@ -148,6 +149,8 @@ class DeviceGateway:
         self._ready = asyncio.Event()
         self._changed = asyncio.Condition()
         self._stopping = False
+        # Service topics other domains listen to on every node (``listen``): topic -> handlers.
+        self._listeners: dict[str, list] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self, timeout: float = 15.0, *, wait: bool = True) -> None:
@@ -211,6 +214,7 @@ class DeviceGateway:
             share = f"$share/{self.o.share_group}/" if self.o.share_group else ""
             subs += [(share + p.topic("+", "up", k), 1) for k in p.UP_KINDS if k != p.REPLY]
             subs.append((SVC_DISCONNECT, 1))
+        subs += [(t, 1) for t in self._listeners]
         if self.external:
             subs.append(("$CONTROL/dynamic-security/v1/response", 1))
             if self.uplink:
@@ -241,6 +245,10 @@ class DeviceGateway:
             return
         if t == SVC_DISCONNECT:
             self._disconnect_requested(payload)
+            return
+        if t in self._listeners:
+            for handler in self._listeners[t]:
+                asyncio.ensure_future(self._call_listener(handler, payload))
             return
         parsed = p.parse_topic(t)
         if parsed is None or parsed[1] != "up":
@@ -278,6 +286,21 @@ class DeviceGateway:
                 asyncio.ensure_future(q.put((serial, kind, msg)))
             else:
                 self._drop(serial, "overloaded")
+
+    def listen(self, topic: str, handler) -> None:
+        """Call ``await handler(payload)`` for every message on the service topic ``topic``
+        (a plain subscription: every node that listens gets each message). Used by other
+        domains to share events between roles, e.g. ``faoyam/svc/alarm`` (alarms.bus)."""
+        first = topic not in self._listeners
+        self._listeners.setdefault(topic, []).append(handler)
+        if first and self._client is not None:
+            asyncio.ensure_future(self._client.subscribe(topic, qos=1))
+
+    async def _call_listener(self, handler, payload: bytes) -> None:
+        try:
+            await handler(payload)
+        except Exception as exc:  # noqa: BLE001 - a listener's failure never stops the loop
+            log.error("service listener failed", extra={"error": type(exc).__name__})
 
     def _control(self, t: str, payload: bytes) -> None:
         if t.startswith("$CONTROL/") and hasattr(self.admin, "feed"):
@@ -470,8 +493,9 @@ class DeviceGateway:
         except m.Bad as exc:
             self._drop(serial, exc.reason)
             return
-        alarm_id = await self.reg.record_alarm(self.ctx, serial, ports.AlarmReport(
-            channel=msg.channel, type=msg.type, at=min(_at(msg.at), _now()), snapshot=picture))
+        # The alarms domain keeps it, notifies, and tells the other roles (alarms.service).
+        alarm_id = await alarms.record_device_alarm(self.ctx, serial, ports.AlarmReport(
+            channel=msg.channel, type=msg.type, at=_at(msg.at), snapshot=picture))
         await self._publish(p.down(serial, p.ACK), {"v": 1, "re": msg.id, "ok": True, "alarm": alarm_id}, qos=0)
 
     async def _on_reply(self, serial: str, msg: m.Reply) -> None:
