@@ -41,6 +41,7 @@ import os
 import shutil
 import struct
 import time
+from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ from pathlib import Path
 from faoyam.core.context import Context
 from faoyam.core.database import new_id, utcnow
 from faoyam.core.storage import BlobNotFound, BlobStore
+from faoyam.devices import clock as device_clock
 from faoyam.media.fmp4_parse import FragmentError, boxes, is_init
 from faoyam.media.hub import StreamHub, StreamHubs, Subscription
 from faoyam.media.ids import ChannelId
@@ -277,12 +279,23 @@ class ChannelRecorder:
         self._sub: Subscription | None = None
         self._contiguous_end: dt.datetime | None = None  # end of the previous segment, if no gap
         self.task: asyncio.Task | None = None
+        # Event-only recording: while no event is on, the last ``pre_roll_s`` of fragments
+        # (from a keyframe) wait here; an event writes them and what follows until
+        # ``post_roll_s`` of media after the last event.
+        self.event_mode = False
+        self.pre_roll_s, self.post_roll_s = 5.0, 10.0
+        self.preroll: deque[tuple[float, bytes, FragmentFacts]] = deque()  # (arrival, bytes, facts)
+        self.event_until: int | None = None  # media time (primary track) the recording runs to
+        self.event_flags = 0
+        self.last_dts = 0  # end of the newest fragment seen, media time
+        self.events_recorded = 0
 
     # -- status --
     def _set_status(self, status: str) -> None:
         if status != self.status:
             self.status = status
             log.info("recorder: %s: %s", self.channel, status)
+            self.manager.note_status(self.channel, status)
             if self.manager.on_status is not None:
                 try:
                     self.manager.on_status(self.channel, status)
@@ -364,6 +377,9 @@ class ChannelRecorder:
             self.fragments_dropped += 1
             return
         now = self.manager.clock()
+        self.last_dts = facts.end
+        if self.event_mode and not await self._event_fragment(chunk, facts, now):
+            return
         seg = self.segment
         if seg is not None:
             media_s = (facts.dts - seg.dts0) / self.timescale
@@ -386,6 +402,9 @@ class ChannelRecorder:
             if seg is None:
                 self.fragments_dropped += 1
                 return
+        self._append(seg, chunk, facts)
+
+    def _append(self, seg: _Segment, chunk: bytes, facts: FragmentFacts) -> None:
         if facts.keyframe:
             seg.keyframes.append(((facts.dts - seg.dts0) * 1000 // self.timescale, seg.size + seg.buffered))
         seg.buffer.append(chunk)
@@ -395,13 +414,71 @@ class ChannelRecorder:
         seg.fragments += 1
         seg.frames += facts.samples
 
+    # -- event-only recording --
+    def trigger(self, flags: int, at: float | None = None) -> None:
+        """An event (motion, an alarm) on this channel: record from the pre-roll to
+        ``post_roll_s`` after it (a later event extends that). ``at``: when it happened,
+        by the wall clock; an event reported late moves the end back accordingly."""
+        late = max(0.0, self.manager.clock() - at) if at is not None else 0.0
+        until = self.last_dts + int((self.post_roll_s - late) * self.timescale)
+        self.event_until = until if self.event_until is None else max(self.event_until, until)
+        self.event_flags |= flags
+        if self.segment is not None:
+            self.segment.events |= flags
+
+    async def _event_fragment(self, chunk: bytes, facts: FragmentFacts, now: float) -> bool:
+        """Event mode: True when the fragment is to be recorded (an event is on), after the
+        pre-roll was written; False when it went into the pre-roll buffer."""
+        on = self.event_until is not None and facts.dts < self.event_until
+        if not on and self.segment is not None:
+            await self._close("event ended")
+        if not on:
+            self.event_until = None
+            self.event_flags = 0
+            self._hold(now, chunk, facts)
+            if self.status not in ("armed: waiting for an event",) and not self.status.startswith("paused"):
+                self._set_status("armed: waiting for an event")
+            return False
+        if self.segment is None and self.preroll and self._paused_reason() is None:
+            held = list(self.preroll)
+            self.preroll.clear()
+            wall, first, first_facts = held[0]
+            seg = await self._open(first_facts, wall)
+            if seg is not None:
+                self.events_recorded += 1
+                for _, data, f in held:
+                    self._append(seg, data, f)
+        if self.segment is not None:
+            self.segment.events |= self.event_flags
+        return True
+
+    def _hold(self, now: float, chunk: bytes, facts: FragmentFacts) -> None:
+        """Keep the newest ``pre_roll_s`` of media, starting at a keyframe."""
+        buf = self.preroll
+        if buf:
+            last_wall, _, last = buf[-1]
+            if now - last_wall - (facts.dts - last.end) / self.timescale > self.manager.gap_s:
+                buf.clear()  # the camera was away: what came before is not this event's pre-roll
+        if not buf and not facts.keyframe:
+            return
+        buf.append((now, chunk, facts))
+        want = self.pre_roll_s * self.timescale
+        while True:
+            # The next keyframe after the first: if from there on is still enough, drop the head GOP.
+            nxt = next((i for i, (_, _, f) in enumerate(buf) if i and f.keyframe), None)
+            if nxt is None or facts.end - buf[nxt][2].dts < want:
+                break
+            for _ in range(nxt):
+                buf.popleft()
+
     async def _open(self, facts: FragmentFacts, now: float) -> _Segment | None:
         m = self.manager
         start = self._contiguous_end or dt.datetime.fromtimestamp(now, dt.UTC)
         seg_id = new_id()
         seg = _Segment(id=seg_id, key=BlobStore.new_key(SEGMENT_KIND), start=start, wall0=now, dts0=facts.dts,
                        flushed_dts=facts.dts,
-                       spool=m.spool_dir / f"{seg_id}.fmp4", last_flush=now, events=m.events_for(self.channel))
+                       spool=m.spool_dir / f"{seg_id}.fmp4", last_flush=now,
+                       events=m.events_for(self.channel) | (self.event_flags if self.event_mode else 0))
         try:
             await recordings.open_segment(
                 m.db, segment_id=seg.id, device_id=self.channel.device_id, channel=self.channel.channel,
@@ -570,41 +647,95 @@ class Recorder:
         self._events: dict[ChannelId, int] = {}
         self._ticker: asyncio.Task | None = None
         self._syncer: asyncio.Task | None = None
+        self._status_seen: dict[ChannelId, str] = {}
+        self._status_dirty: dict[ChannelId, str] = {}
+        self._status_writer: asyncio.Task | None = None
         self.uploaded = 0
         self.upload_failures = 0
 
     # -- which channels --
-    def record(self, channel: ChannelId) -> ChannelRecorder:
-        """Start recording ``channel`` (idempotent)."""
+    def record(self, channel: ChannelId, settings: recordings.ChannelSettings | None = None) -> ChannelRecorder:
+        """Start recording ``channel`` (idempotent); ``settings`` say whether continuously
+        or around events only, and the event pre- and post-roll."""
         rec = self.channels.get(channel)
         if rec is None:
             rec = self.channels[channel] = ChannelRecorder(self, channel, self.hubs.hub(channel))
+            self._apply(rec, settings)
             rec.start()
+        else:
+            self._apply(rec, settings)
         if self._ticker is None:
             self._ticker = asyncio.create_task(self._tick_loop(), name="recorder-tick")
         return rec
+
+    @staticmethod
+    def _apply(rec: ChannelRecorder, settings: recordings.ChannelSettings | None) -> None:
+        if settings is None:
+            return
+        rec.event_mode = settings.mode == "event"
+        rec.pre_roll_s, rec.post_roll_s = float(settings.pre_roll_s), float(settings.post_roll_s)
 
     async def stop_recording(self, channel: ChannelId) -> None:
         rec = self.channels.pop(channel, None)
         if rec is not None:
             await rec.stop()
+            self.note_status(channel, "off")
 
     async def sync(self, now: dt.datetime | None = None) -> set[ChannelId]:
-        """Record exactly the channel streams whose settings say so now (mode and schedule;
-        the schedule is read in UTC until devices' time zones are applied here)."""
+        """Record exactly the channel streams whose settings say so now: mode (continuous,
+        or event: subscribed, holding a pre-roll, written around events) and schedule, read
+        in each device's time zone."""
         now = now or utcnow()
-        wanted: set[ChannelId] = set()
-        for (device_id, channel), cs in (await recordings.all_channel_settings(self.db)).items():
-            # Event-only recording needs the alarm events (the alarms issue): until then
-            # such a channel is not recorded continuously by mistake.
-            if cs.mode == "continuous" and cs.scheduled(now):
-                wanted.update(ChannelId(device_id, channel, stream) for stream in cs.streams)
+        wanted: dict[ChannelId, recordings.ChannelSettings] = {}
+        settings = await recordings.all_channel_settings(self.db)
+        zones = await device_clock.time_zones(self.db, {device_id for device_id, _ in settings})
+        for (device_id, channel), cs in settings.items():
+            if cs.mode in ("continuous", "event") and cs.scheduled(recordings.local_time(now, zones.get(device_id))):
+                wanted.update({ChannelId(device_id, channel, stream): cs for stream in cs.streams})
         for channel in list(self.channels):
             if channel not in wanted:
                 await self.stop_recording(channel)
-        for channel in wanted:
-            self.record(channel)
-        return wanted
+        for channel, cs in wanted.items():
+            self.record(channel, cs)
+        for device_id, channel in settings:
+            if not any(c.device_id == device_id and c.channel == channel for c in wanted):
+                self.note_status(ChannelId(device_id, channel, "main"), "off")
+        return set(wanted)
+
+    # -- events (the alarms domain's entry point) --
+    def on_event(self, device_id: str, channel: int, flags: int, at: float | None = None) -> bool:
+        """Motion or an alarm on a device channel (``flags``: recordings.MOTION, ALARM,
+        MANUAL; ``at``: when, by the wall clock). An event-mode channel writes its pre-roll
+        and records to ``post_roll_s`` after the last event; a continuously recorded one
+        flags its current segment. True when a recorder of the channel took it."""
+        took = False
+        for cid, rec in list(self.channels.items()):
+            if cid.device_id == device_id and cid.channel == channel:
+                if rec.event_mode:
+                    rec.trigger(flags, at)
+                elif rec.segment is not None:
+                    rec.segment.events |= flags
+                took = True
+        return took
+
+    # -- status, for the web role (kept on the settings row) --
+    def note_status(self, channel: ChannelId, status: str) -> None:
+        if channel.stream != "main" or self._status_seen.get(channel) == status:
+            return
+        self._status_seen[channel] = status
+        self._status_dirty[channel] = status
+        if self._status_writer is None or self._status_writer.done():
+            with contextlib.suppress(RuntimeError):  # no loop: nothing to report to
+                self._status_writer = asyncio.get_running_loop().create_task(self._write_statuses())
+
+    async def _write_statuses(self) -> None:
+        while self._status_dirty:
+            channel, status = self._status_dirty.popitem()
+            try:
+                await recordings.set_status(self.db, channel.device_id, channel.channel, status)
+            except Exception:  # noqa: BLE001 - the database may be away; the next change says it again
+                self._status_seen.pop(channel, None)
+                log.warning("recorder: cannot store the status of %s", channel)
 
     async def _sync_loop(self, every: float) -> None:
         while True:
@@ -620,12 +751,6 @@ class Recorder:
     def status(self, channel: ChannelId) -> str:
         rec = self.channels.get(channel)
         return rec.status if rec is not None else "off"
-
-    def mark_event(self, channel: ChannelId, flags: int) -> None:
-        """An event on the channel (motion, an alarm): flags the current segment."""
-        rec = self.channels.get(channel)
-        if rec is not None and rec.segment is not None:
-            rec.segment.events |= flags
 
     def events_for(self, channel: ChannelId) -> int:
         return self._events.get(channel, 0)
@@ -709,6 +834,9 @@ class Recorder:
             self._ticker = None
         for channel in list(self.channels):
             await self.stop_recording(channel)
+        if self._status_writer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._status_writer, 5)
         try:
             await asyncio.wait_for(self.drain(), drain_timeout)
         except TimeoutError:
