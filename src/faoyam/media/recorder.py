@@ -637,6 +637,7 @@ class Recorder:
         self.clock = clock
         self.on_status = on_status
         self.spool_write = _spool_write  # tests replace it with one that fails
+        self.adopt = True  # the store takes the spool file (a rename on the local backend)
         self.min_free_bytes = min_free_bytes
         self.batch_s = batch_s
         self.free_bytes = free_bytes or (lambda: shutil.disk_usage(self.spool_dir).free)
@@ -795,7 +796,7 @@ class Recorder:
             while True:
                 try:
                     async with self._uploads:
-                        await store_spool(self.blobs, key, spool)
+                        await store_spool(self.blobs, key, spool, adopt=self.adopt)
                     break
                 except Exception as exc:  # noqa: BLE001 - the spool stays; try again
                     self.upload_failures += 1
@@ -862,8 +863,12 @@ def spool_identity(spool_dir: Path) -> str:
         return ident
 
 
-async def store_spool(blobs: BlobStore, key: str, spool: Path) -> int:
-    """Stream a spool file into the blob store under ``key`` (never whole in memory)."""
+async def store_spool(blobs: BlobStore, key: str, spool: Path, *, adopt: bool = True) -> int:
+    """Put a closed spool file into the blob store under ``key``. ``adopt``: the store takes
+    the file (the local backend renames it into place, no copy; S3 streams it, 1 MiB at a
+    time) and the spool is gone; otherwise it is streamed and the spool stays for the caller."""
+    if adopt:
+        return await blobs.adopt(key, spool, READ_CHUNK)
     fh = await asyncio.to_thread(open, spool, "rb")
     try:
         async with blobs.open_writer(key) as w:
@@ -990,7 +995,9 @@ def free_bytes(path: Path) -> int:
 async def start(ctx: Context, hubs: StreamHubs) -> Recorder:
     """Repair, then start the recorder (``media.lifecycle.start``)."""
     s = ctx.settings
-    rec = Recorder(ctx.db, ctx.blobs, hubs, Path(s.data_dir) / "recordings-spool", backend=s.blob_backend)
+    rec = Recorder(ctx.db, ctx.blobs, hubs, Path(s.data_dir) / "recordings-spool", backend=s.blob_backend,
+                   segment_s=s.recording_segment_seconds, gap_s=s.recording_gap_seconds,
+                   flush_s=s.recording_flush_seconds)
     report = await rec.repair()
     log.info("recorder repair", extra={k: v for k, v in vars(report).items()})
     _RECORDERS[id(ctx)] = rec
