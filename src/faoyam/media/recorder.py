@@ -53,6 +53,7 @@ from faoyam.devices import clock as device_clock
 from faoyam.media.fmp4_parse import FragmentError, boxes, is_init
 from faoyam.media.hub import StreamHub, StreamHubs, Subscription
 from faoyam.media.ids import ChannelId
+from faoyam.recordings import events as record_events
 from faoyam.recordings import service as recordings
 from faoyam.recordings.retention import emergency_cleanup
 
@@ -1002,10 +1003,13 @@ async def start(ctx: Context, hubs: StreamHubs) -> Recorder:
     log.info("recorder repair", extra={k: v for k, v in vars(report).items()})
     _RECORDERS[id(ctx)] = rec
     rec.run_sync()
+    # Motion and alarms, from the alarms domain in whatever process (recordings/events.py).
+    record_events.listen(ctx, lambda ev: rec.on_event(ev.device_id, ev.channel, ev.flags, ev.at))
     return rec
 
 
 async def stop(ctx: Context) -> None:
     rec = _RECORDERS.pop(id(ctx), None)
+    record_events.unlisten(ctx)
     if rec is not None:
         await rec.close()

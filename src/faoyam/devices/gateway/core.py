@@ -148,6 +148,17 @@ class DeviceGateway:
         self._ready = asyncio.Event()
         self._changed = asyncio.Condition()
         self._stopping = False
+        # Service topics other roles publish to (``on_service``): topic -> handler(payload).
+        self.service_topics: dict[str, Any] = {}
+
+    def on_service(self, topic: str, handler) -> None:
+        """Have ``handler(payload: bytes)`` called for every message on ``topic``, a
+        service topic (``faoyam/svc/…``) that only service clients may publish to — e.g.
+        the media worker's recording events. Every node subscribed gets every message."""
+        self.service_topics[topic] = handler
+        c = self._client
+        if c is not None:
+            asyncio.ensure_future(c.subscribe(topic, qos=1))
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self, timeout: float = 15.0, *, wait: bool = True) -> None:
@@ -206,7 +217,7 @@ class DeviceGateway:
     def subscriptions(self) -> list[tuple[str, int]]:
         """Replies reach every node; the rest of the uplink and the service requests only
         the gateway nodes, the uplink shared among them when ``share_group`` is set."""
-        subs = [(p.topic("+", "up", p.REPLY), 1)]
+        subs = [(p.topic("+", "up", p.REPLY), 1)] + [(t, 1) for t in self.service_topics]
         if self.uplink:
             share = f"$share/{self.o.share_group}/" if self.o.share_group else ""
             subs += [(share + p.topic("+", "up", k), 1) for k in p.UP_KINDS if k != p.REPLY]
@@ -241,6 +252,13 @@ class DeviceGateway:
             return
         if t == SVC_DISCONNECT:
             self._disconnect_requested(payload)
+            return
+        handler = self.service_topics.get(t)
+        if handler is not None:
+            try:
+                handler(payload)
+            except Exception:  # noqa: BLE001 - a bad message never stops the receive loop
+                self._drop(None, "malformed")
             return
         parsed = p.parse_topic(t)
         if parsed is None or parsed[1] != "up":
