@@ -279,6 +279,7 @@ class ChannelRecorder:
         self._lock = asyncio.Lock()
         self._sub: Subscription | None = None
         self._contiguous_end: dt.datetime | None = None  # end of the previous segment, if no gap
+        self._last_end: dt.datetime | None = None  # end of the previous segment, gap or not
         self.task: asyncio.Task | None = None
         # Event-only recording: while no event is on, the last ``pre_roll_s`` of fragments
         # (from a keyframe) wait here; an event writes them and what follows until
@@ -289,6 +290,8 @@ class ChannelRecorder:
         self.event_until: int | None = None  # media time (primary track) the recording runs to
         self.event_flags = 0
         self.last_dts = 0  # end of the newest fragment seen, media time
+        self.live_dts: int | None = None  # end of the newest fragment of the batch in hand
+        self.live_at = 0.0  # when that batch was read
         self.events_recorded = 0
 
     # -- status --
@@ -327,6 +330,7 @@ class ChannelRecorder:
                 if not chunks:
                     break
                 async with self._lock:
+                    self._note_live_edge(chunks)
                     if sub.lags != self.lags:  # the hub skipped fragments for us: a gap
                         self.lags = sub.lags
                         await self._close("recorder fell behind")
@@ -353,6 +357,26 @@ class ChannelRecorder:
             log.exception("recorder: %s: stopped by an error", self.channel)
             self._set_status("stopped: error")
 
+    def _note_live_edge(self, chunks: list[bytes]) -> None:
+        """The media time of the newest fragment in hand: it is "now" on the wall clock. A
+        batch can hold a second or more (the hub's cached GOP on subscribing, a loaded
+        loop), so a segment's start is its first fragment's media time back from here —
+        not the moment the recorder happened to read it."""
+        self.live_dts, self.live_at = None, self.manager.clock()
+        if not chunks or is_init(chunks[-1]):
+            return
+        with contextlib.suppress(FragmentError, struct.error):
+            inits = [c for c in chunks if is_init(c)]  # on subscribing: the init, then the cached GOP
+            track_id = primary_track(inits[-1])[0] if inits else self.track_id
+            if inits or self.init is not None:
+                self.live_dts = fragment_facts(chunks[-1], track_id).end
+
+    def _wall_of(self, dts: int, now: float) -> float:
+        """The wall-clock time of media time ``dts`` (see ``_note_live_edge``)."""
+        if self.live_dts is None or self.live_dts < dts:
+            return now
+        return self.live_at - (self.live_dts - dts) / self.timescale
+
     def _configure(self, init: bytes) -> None:
         self.init = init
         try:
@@ -377,7 +401,7 @@ class ChannelRecorder:
         except (FragmentError, struct.error):
             self.fragments_dropped += 1
             return
-        now = self.manager.clock()
+        now = self._wall_of(facts.dts, self.manager.clock())  # when this fragment was live
         self.last_dts = facts.end
         if self.event_mode and not await self._event_fragment(chunk, facts, now):
             return
@@ -443,8 +467,8 @@ class ChannelRecorder:
         if self.segment is None and self.preroll and self._paused_reason() is None:
             held = list(self.preroll)
             self.preroll.clear()
-            wall, first, first_facts = held[0]
-            seg = await self._open(first_facts, wall)
+            _, first, first_facts = held[0]
+            seg = await self._open(first_facts, self._wall_of(first_facts.dts, self.manager.clock()))
             if seg is not None:
                 self.events_recorded += 1
                 for _, data, f in held:
@@ -475,6 +499,8 @@ class ChannelRecorder:
     async def _open(self, facts: FragmentFacts, now: float) -> _Segment | None:
         m = self.manager
         start = self._contiguous_end or dt.datetime.fromtimestamp(now, dt.UTC)
+        if self._last_end is not None and start < self._last_end:
+            start = self._last_end  # an estimate of the wall time never makes two segments overlap
         seg_id = new_id()
         seg = _Segment(id=seg_id, key=BlobStore.new_key(SEGMENT_KIND), start=start, wall0=now, dts0=facts.dts,
                        flushed_dts=facts.dts,
@@ -548,7 +574,8 @@ class ChannelRecorder:
             return
         if not await self._flush(seg):
             reason = "local disk full"
-        self._contiguous_end = None if reason else seg.start + dt.timedelta(milliseconds=seg.duration_ms(self.timescale))
+        self._last_end = seg.start + dt.timedelta(milliseconds=seg.duration_ms(self.timescale))
+        self._contiguous_end = None if reason else self._last_end
         with contextlib.suppress(OSError):
             await asyncio.to_thread(_close_file, seg.fh)
         self.segments_closed += 1
