@@ -144,10 +144,8 @@ class BlobStore(ABC):
                 await w.write(chunk)
         return w.size
 
-    async def adopt(self, key: str, path: Path, chunk_size: int = DEFAULT_CHUNK) -> int:
-        """Take the finished local file ``path`` as the blob ``key`` and remove the file;
-        returns its size. This default streams it through ``open_writer`` (never whole in
-        memory); the local backend renames it into place instead (no copy)."""
+    async def copy_file(self, key: str, path: Path, chunk_size: int = DEFAULT_CHUNK) -> int:
+        """Store the local file ``path`` as the blob ``key``, streamed (never whole in memory)."""
         fh = await asyncio.to_thread(open, path, "rb")
         try:
             async with self.open_writer(key) as w:
@@ -155,8 +153,15 @@ class BlobStore(ABC):
                     await w.write(chunk)
         finally:
             await asyncio.to_thread(fh.close)
-        await asyncio.to_thread(Path(path).unlink, True)
         return w.size
+
+    async def adopt(self, key: str, path: Path, chunk_size: int = DEFAULT_CHUNK) -> int:
+        """Take the finished local file ``path`` as the blob ``key`` and remove the file;
+        returns its size. This default copies it (``copy_file``); the local backend renames
+        it into place instead (no copy)."""
+        size = await self.copy_file(key, path, chunk_size)
+        await asyncio.to_thread(Path(path).unlink, True)
+        return size
 
     async def exists(self, key: str) -> bool:
         try:

@@ -49,6 +49,7 @@ from pathlib import Path
 from faoyam.core.context import Context
 from faoyam.core.database import new_id, utcnow
 from faoyam.core.storage import BlobNotFound, BlobStore
+from faoyam.core.storage_two import TwoStores
 from faoyam.devices import clock as device_clock
 from faoyam.media.fmp4_parse import FragmentError, boxes, is_init
 from faoyam.media.hub import StreamHub, StreamHubs, Subscription
@@ -285,6 +286,7 @@ class ChannelRecorder:
         # (from a keyframe) wait here; an event writes them and what follows until
         # ``post_roll_s`` of media after the last event.
         self.event_mode = False
+        self.destination = "local"  # local | cloud | both: which store(s) its segments go to
         self.pre_roll_s, self.post_roll_s = 5.0, 10.0
         self.preroll: deque[tuple[float, bytes, FragmentFacts]] = deque()  # (arrival, bytes, facts)
         self.event_until: int | None = None  # media time (primary track) the recording runs to
@@ -502,7 +504,8 @@ class ChannelRecorder:
         if self._last_end is not None and start < self._last_end:
             start = self._last_end  # an estimate of the wall time never makes two segments overlap
         seg_id = new_id()
-        seg = _Segment(id=seg_id, key=BlobStore.new_key(SEGMENT_KIND), start=start, wall0=now, dts0=facts.dts,
+        key, backend = m.segment_key(self.destination)
+        seg = _Segment(id=seg_id, key=key, start=start, wall0=now, dts0=facts.dts,
                        flushed_dts=facts.dts,
                        spool=m.spool_dir / f"{seg_id}.fmp4", last_flush=now,
                        events=m.events_for(self.channel) | (self.event_flags if self.event_mode else 0))
@@ -510,7 +513,7 @@ class ChannelRecorder:
             await recordings.open_segment(
                 m.db, segment_id=seg.id, device_id=self.channel.device_id, channel=self.channel.channel,
                 stream=self.channel.stream, start=start, codec=self.codec, width=self.width, height=self.height,
-                backend=m.backend, storage_key=seg.key, events=seg.events, writer=m.writer)
+                backend=backend, storage_key=seg.key, events=seg.events, writer=m.writer)
         except Exception:  # noqa: BLE001 - no index, no recording: try again at a later keyframe
             log.exception("recorder: %s: cannot index a new segment", self.channel)
             self._set_status("paused: database unavailable")
@@ -702,6 +705,7 @@ class Recorder:
         if settings is None:
             return
         rec.event_mode = settings.mode == "event"
+        rec.destination = settings.destination
         rec.pre_roll_s, rec.post_roll_s = float(settings.pre_roll_s), float(settings.post_roll_s)
 
     async def stop_recording(self, channel: ChannelId) -> None:
@@ -730,6 +734,14 @@ class Recorder:
             if not any(c.device_id == device_id and c.channel == channel for c in wanted):
                 self.note_status(ChannelId(device_id, channel, "main"), "off")
         return set(wanted)
+
+    def segment_key(self, destination: str) -> tuple[str, str]:
+        """A new segment's blob key and the row's ``backend``: with a cloud store beside the
+        deployment's (``TwoStores``) the key says which store(s) keep it; without one every
+        segment goes to the deployment's store, whatever the channel asked."""
+        if isinstance(self.blobs, TwoStores) and destination in ("cloud", "both"):
+            return TwoStores.new_key_for(SEGMENT_KIND, destination), "s3" if destination == "cloud" else "both"
+        return BlobStore.new_key(SEGMENT_KIND), self.backend
 
     # -- events (the alarms domain's entry point) --
     def on_event(self, device_id: str, channel: int, flags: int, at: float | None = None) -> bool:
