@@ -184,8 +184,10 @@ async def main() -> None:
             blobs = LocalBlobStore(work / "blobs")
         try:
             feed_cpu = await leg_feed(channels, clip, args.seconds)
+            print(f"[leg 1 done] feed only: {feed_cpu:.2f} CPU s", flush=True)
             both_cpu, check = await leg_record(channels, clip, args.seconds, args.segment, work, blobs,
                                                adopt=not args.copy)
+            print(f"[leg 2 done] feed + recorder: {both_cpu:.2f} CPU s; {check}", flush=True)
             await blobs.close()
         finally:
             if server is not None:
