@@ -14,9 +14,14 @@ and writes what the hub already muxed — no re-muxing, no decoding. Its life:
   (``flush_s``) with an unbuffered write, so a ``kill -9`` of the worker loses at most the
   second not yet written. The segment's index row exists (``state="writing"``) before the
   first byte is spooled.
-* **upload**: a closed segment is streamed from its spool into the blob store
-  (``open_writer``: a local file renamed into place, or an S3 multipart upload), then its
-  row is completed and the spool removed. Uploads run in the background, a few at a time.
+* **upload**: the blob store adopts a closed segment's spool (``BlobStore.adopt``: the
+  local backend renames it into place, S3 streams it as a multipart upload; with a cloud
+  store beside the box, ``TwoStores``, the key says which store(s) by the channel's
+  destination), then its row is completed. Uploads run in the background, a few at a time.
+* **event mode**: a channel recorded around events only holds the last ``pre_roll_s`` of
+  fragments (from a keyframe) instead of writing them; ``Recorder.on_event`` — called for
+  the ``faoyam/svc/record-event`` messages of ``recordings.events`` — writes them and what
+  follows until ``post_roll_s`` after the last event, the segments flagged with it.
 * **pausing, never stalling**: the hub hands the recorder fragments through a bounded
   subscription and never waits for it. When the blob store fails (full disk, S3 down) or
   falls behind (``max_pending`` closed segments of a channel not yet stored), that channel
