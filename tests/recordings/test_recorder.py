@@ -272,3 +272,27 @@ async def test_a_closed_segment_is_renamed_into_the_local_store_not_copied(ctx, 
         if ctx.settings.blob_backend == "local":
             assert ctx.blobs._path(seg.storage_key).stat().st_ino == inodes[seg.storage_key]
     assert list(recorder.spool_dir.glob("*.fmp4")) == []
+
+
+async def test_a_database_that_refuses_the_finished_row_a_moment_is_asked_again(ctx, owned, recorder, clip, monkeypatch):
+    """The blob is stored but the row update fails (SQLite busy under load): retried, so the
+    row ends complete instead of staying 'writing' until the next start's repair."""
+    real = service.finish_segment
+    refusals = []
+
+    async def finish(db, seg_id, info, **kw):
+        if len(refusals) < 2:
+            refusals.append(seg_id)
+            raise RuntimeError("database is locked")
+        return await real(db, seg_id, info, **kw)
+
+    monkeypatch.setattr(service, "finish_segment", finish)
+    channel = owned.channel()
+    rec = recorder.record(channel)
+    feed(recorder.hubs.get(channel), clip, loops=1)
+    await wait_for(lambda: rec.segment is not None and rec.segment.frames == 50, what="recorded")
+    await recorder.stop_recording(channel)
+    await recorder.drain()
+    (seg,) = await _segments(ctx, owned)
+    assert len(refusals) == 2 and seg.state == "complete"
+    await _check_segment(ctx, seg)

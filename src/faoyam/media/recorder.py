@@ -854,7 +854,17 @@ class Recorder:
                     delay = min(delay * 2, self.retry_s * 6)
             if rec is not None and rec.upload_failing:
                 rec.upload_failing = None
-            if not await recordings.finish_segment(self.db, seg_id, info, state=state):
+            # The blob is stored; the row must say so. A database that refuses a moment
+            # (SQLite busy under load, PostgreSQL restarting) is asked again, not given up on.
+            while True:
+                try:
+                    found = await recordings.finish_segment(self.db, seg_id, info, state=state)
+                    break
+                except Exception:  # noqa: BLE001
+                    log.warning("recorder: cannot record a stored segment yet, retrying")
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.retry_s * 6)
+            if not found:
                 await recordings.tombstone_key(self.db, key)  # erased while uploading
             await asyncio.to_thread(spool.unlink, True)
             self.uploaded += 1
