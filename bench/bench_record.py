@@ -98,6 +98,7 @@ async def leg_record(channels, clip, seconds: float, segment_s: float, work: Pat
     for c in channels:
         rec.record(c)
     await _feed(hubs, channels, clip, seconds)
+    dropped = sum(r.fragments_dropped for r in rec.channels.values())  # before stopping forgets them
     for c in channels:
         await rec.stop_recording(c)
     await rec.drain()
@@ -126,7 +127,7 @@ async def leg_record(channels, clip, seconds: float, segment_s: float, work: Pat
     return cpu, {"segments": sum(map(len, segs.values())), "blobs": len(keys), "index_eq_blobs": keys == indexed,
                  "expected": f"{expected_min}-{expected_min + 1} per camera", "short_cameras": len(short),
                  "states": sorted(states), "frames": frames, "decoded": decoded_ok,
-                 "dropped": sum(r.fragments_dropped for r in rec.channels.values())}
+                 "dropped": dropped}
 
 
 def leg_ffmpeg(n: int, clip_path: Path, seconds: float, segment_s: float, work: Path) -> float:
