@@ -9,6 +9,7 @@ from PIL import Image
 
 from faoyam.detection import service
 from faoyam.alarms import service as alarms_service
+from faoyam.devices import service as devices
 from faoyam.media import motion_worker
 from faoyam.media.hub import StreamHubs
 from faoyam.media.ids import ChannelId
@@ -85,7 +86,7 @@ async def test_the_callback_is_injectable_and_settings_changes_are_followed(ctx,
     finally:
         await worker.close()
     assert len(raised) == len(MOTION)
-    assert all(r["kind"] == "videoMotion" and r["source"] == "server" and r["channel"] == 0
+    assert all(r["kind"] == "videoMotion" and r["source"] == "detection" and r["channel"] == 0
                and r["device_id"] == owned.device_id and r["snapshot"][:2] == b"\xff\xd8" for r in raised)
 
 

@@ -86,6 +86,11 @@ ENDPOINTS = [
     Endpoint("POST", "/devices/{d}/share-links", "manage", 201, {"hours": 1}),
     Endpoint("GET", "/devices/{d}/share-links", "manage", 200),
     Endpoint("DELETE", "/devices/{d}/share-links/{l}", "manage", 204),
+    # Recording (recordings/api.py): settings and status, listing and deleting recordings.
+    Endpoint("GET", "/devices/{d}/channels/0/recording", "playback", 200),
+    Endpoint("PUT", "/devices/{d}/channels/0/recording", "manage", 200, {"mode": "off"}),
+    Endpoint("GET", "/devices/{d}/channels/0/recordings", "playback", 200),
+    Endpoint("DELETE", "/devices/{d}/channels/0/recordings", "manage", 200),
 ]
 
 
@@ -133,6 +138,11 @@ OTHER_ROUTES: dict[str, str] = {
     # Talk-back (web/device_pages.py): devices.talkback.require_talk ("control", a doorbell),
     # tested in tests/web/test_talk_pages.py.
     "GET /devices/{device_id}/talk/{channel}/url": "signed-in",
+    # One recording (recordings/api.py): "manage" on the channel, tested in
+    # tests/recordings/test_api.py (an invitee gets 403, a stranger 404); the recording page
+    # (web/recording_pages.py): "manage", tested there too.
+    "DELETE /api/v1/devices/{device_id}/channels/{index}/recordings/{segment_id}": "signed-in",
+    "GET /devices/{device_id}/recording/{channel}": "signed-in page",
     "GET /manifest.webmanifest": "public", "GET /sw.js": "public", "GET /offline": "page",
     "POST /lang": "public", "POST /web/password-strength": "public",
     "GET /": "page", "GET /signin": "page", "GET /register": "page", "GET /register/confirm": "page",

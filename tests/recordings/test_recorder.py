@@ -117,6 +117,13 @@ async def test_the_hub_never_waits_for_a_slow_store_and_the_channel_pauses(ctx, 
             return await self.inner.__aexit__(*exc)
 
     monkeypatch.setattr(ctx.blobs, "open_writer", Held)
+    real_adopt = ctx.blobs.adopt
+
+    async def adopt(key, path, chunk_size=1 << 20):  # the local store renames: hold that too
+        await gate.wait()
+        return await real_adopt(key, path, chunk_size)
+
+    monkeypatch.setattr(ctx.blobs, "adopt", adopt)
     recorder.max_pending = 3
     channel = owned.channel()
     rec = recorder.record(channel)
@@ -150,6 +157,14 @@ async def test_a_failing_store_pauses_the_channel_and_what_was_written_stays_val
         return real_open(key)
 
     monkeypatch.setattr(ctx.blobs, "open_writer", open_writer)
+    real_adopt = ctx.blobs.adopt
+
+    async def adopt(key, path, chunk_size=1 << 20):  # the local store renames: fail that too
+        if failing["on"]:
+            raise StorageFull(28, "blob store is full")
+        return await real_adopt(key, path, chunk_size)
+
+    monkeypatch.setattr(ctx.blobs, "adopt", adopt)
     channel = owned.channel()
     rec = recorder.record(channel)
     hub = recorder.hubs.get(channel)
@@ -232,3 +247,52 @@ async def test_the_recorder_cleans_up_when_the_local_disk_is_nearly_full(ctx, ow
     assert await recorder.check_disk() == (2 if ctx.settings.blob_backend == "local" else 0)
     recorder.free_bytes = lambda: 10
     assert await recorder.check_disk() == 0
+
+
+async def test_a_closed_segment_is_renamed_into_the_local_store_not_copied(ctx, owned, recorder, clip, monkeypatch):
+    """The local backend adopts the spool file (same inode: no byte copied); S3 streams it."""
+    inodes: dict[str, int] = {}
+    real_adopt = ctx.blobs.adopt
+
+    async def adopt(key, path, chunk_size=1 << 20):
+        inodes[key] = path.stat().st_ino
+        return await real_adopt(key, path, chunk_size)
+
+    monkeypatch.setattr(ctx.blobs, "adopt", adopt)
+    channel = owned.channel()
+    rec = recorder.record(channel)
+    feed(recorder.hubs.get(channel), clip, loops=2)
+    await wait_for(lambda: rec.segment is not None and rec.segment.frames == 25, what="recorded")
+    await recorder.stop_recording(channel)
+    await recorder.drain()
+    segs = await _segments(ctx, owned)
+    assert len(segs) == 2 and set(inodes) == {s.storage_key for s in segs}
+    for seg in segs:
+        await _check_segment(ctx, seg)
+        if ctx.settings.blob_backend == "local":
+            assert ctx.blobs._path(seg.storage_key).stat().st_ino == inodes[seg.storage_key]
+    assert list(recorder.spool_dir.glob("*.fmp4")) == []
+
+
+async def test_a_database_that_refuses_the_finished_row_a_moment_is_asked_again(ctx, owned, recorder, clip, monkeypatch):
+    """The blob is stored but the row update fails (SQLite busy under load): retried, so the
+    row ends complete instead of staying 'writing' until the next start's repair."""
+    real = service.finish_segment
+    refusals = []
+
+    async def finish(db, seg_id, info, **kw):
+        if len(refusals) < 2:
+            refusals.append(seg_id)
+            raise RuntimeError("database is locked")
+        return await real(db, seg_id, info, **kw)
+
+    monkeypatch.setattr(service, "finish_segment", finish)
+    channel = owned.channel()
+    rec = recorder.record(channel)
+    feed(recorder.hubs.get(channel), clip, loops=1)
+    await wait_for(lambda: rec.segment is not None and rec.segment.frames == 50, what="recorded")
+    await recorder.stop_recording(channel)
+    await recorder.drain()
+    (seg,) = await _segments(ctx, owned)
+    assert len(refusals) == 2 and seg.state == "complete"
+    await _check_segment(ctx, seg)

@@ -113,6 +113,22 @@ class Settings(BaseSettings):
     media_stream_linger_seconds: float = Field(10.0, ge=0)
     # How long a publish token sent with start_stream may be used to start pushing.
     media_publish_token_seconds: float = Field(120.0, gt=0)
+    # The recorder (docs/recording.md): segments end at the first keyframe after
+    # recording_segment_seconds of media; a camera silent for more than
+    # recording_gap_seconds leaves a gap; the spool is appended about every
+    # recording_flush_seconds (what a kill -9 can lose).
+    recording_segment_seconds: float = Field(60.0, ge=1, le=3600)
+    recording_gap_seconds: float = Field(3.0, gt=0)
+    recording_flush_seconds: float = Field(0.75, gt=0, le=10)
+    # The cloud store of recordings whose channel keeps them in the cloud or in both places
+    # (an S3 bucket beside the deployment's own store). Unset: every recording goes to the
+    # deployment's store, whatever the channel's destination says.
+    recording_cloud_endpoint: str | None = None
+    recording_cloud_bucket: str | None = None
+    recording_cloud_prefix: str = ""
+    recording_cloud_region: str = "us-east-1"
+    recording_cloud_access_key: str | None = None
+    recording_cloud_secret_key: str | None = None
 
     # Accounts and security.
     session_days: int = 30

@@ -144,6 +144,25 @@ class BlobStore(ABC):
                 await w.write(chunk)
         return w.size
 
+    async def copy_file(self, key: str, path: Path, chunk_size: int = DEFAULT_CHUNK) -> int:
+        """Store the local file ``path`` as the blob ``key``, streamed (never whole in memory)."""
+        fh = await asyncio.to_thread(open, path, "rb")
+        try:
+            async with self.open_writer(key) as w:
+                while chunk := await asyncio.to_thread(fh.read, chunk_size):
+                    await w.write(chunk)
+        finally:
+            await asyncio.to_thread(fh.close)
+        return w.size
+
+    async def adopt(self, key: str, path: Path, chunk_size: int = DEFAULT_CHUNK) -> int:
+        """Take the finished local file ``path`` as the blob ``key`` and remove the file;
+        returns its size. This default copies it (``copy_file``); the local backend renames
+        it into place instead (no copy)."""
+        size = await self.copy_file(key, path, chunk_size)
+        await asyncio.to_thread(Path(path).unlink, True)
+        return size
+
     async def exists(self, key: str) -> bool:
         try:
             await self.stat(key)
@@ -265,6 +284,30 @@ class LocalBlobStore(BlobStore):
 
     def open_writer(self, key: str) -> BlobWriter:
         return _LocalWriter(key, self._path(key))
+
+    async def adopt(self, key: str, path: Path, chunk_size: int = DEFAULT_CHUNK) -> int:
+        """Rename ``path`` into place: atomic, and no byte copied, when it is on the store's
+        file system (the recorder's spool is, by default: both live in the data directory).
+        The caller has fsynced the file; the directory entry is fsynced here. On another
+        file system it is copied like any other store does it."""
+        dest = self._path(key)
+
+        def move() -> int:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dest)
+            fd = os.open(dest.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return dest.stat().st_size
+
+        try:
+            return await asyncio.to_thread(move)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise storage_full_from(exc) from exc
+        return await super().adopt(key, path, chunk_size)
 
     async def read(self, key: str) -> bytes:
         try:

@@ -118,7 +118,8 @@ def alarm_sink(ctx: Context, raise_alarm: RaiseAlarm = service_alarm) -> OnEvent
         stream: ChannelId = event.stream
         rec = recorder.recorder_of(ctx)
         if rec is not None:
-            rec.mark_event(ChannelId(stream.device_id, stream.channel, "main"), MOTION)
+            # at once and in this process (the alarm's bus message says the same, later)
+            rec.on_event(stream.device_id, stream.channel, MOTION, event.started_at.timestamp())
         await raise_alarm(ctx, device_id=stream.device_id, channel=stream.channel, kind=ALARM_KIND,
                           at=event.started_at, snapshot=event.snapshot, source=SOURCE)
         log.info("motion: %s: episode of %.1f s, peak %.3f", stream, event.end - event.start, event.peak)

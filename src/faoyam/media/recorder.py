@@ -14,9 +14,14 @@ and writes what the hub already muxed — no re-muxing, no decoding. Its life:
   (``flush_s``) with an unbuffered write, so a ``kill -9`` of the worker loses at most the
   second not yet written. The segment's index row exists (``state="writing"``) before the
   first byte is spooled.
-* **upload**: a closed segment is streamed from its spool into the blob store
-  (``open_writer``: a local file renamed into place, or an S3 multipart upload), then its
-  row is completed and the spool removed. Uploads run in the background, a few at a time.
+* **upload**: the blob store adopts a closed segment's spool (``BlobStore.adopt``: the
+  local backend renames it into place, S3 streams it as a multipart upload; with a cloud
+  store beside the box, ``TwoStores``, the key says which store(s) by the channel's
+  destination), then its row is completed. Uploads run in the background, a few at a time.
+* **event mode**: a channel recorded around events only holds the last ``pre_roll_s`` of
+  fragments (from a keyframe) instead of writing them; ``Recorder.on_event`` — called for
+  the ``faoyam/svc/record-event`` messages of ``recordings.events`` — writes them and what
+  follows until ``post_roll_s`` after the last event, the segments flagged with it.
 * **pausing, never stalling**: the hub hands the recorder fragments through a bounded
   subscription and never waits for it. When the blob store fails (full disk, S3 down) or
   falls behind (``max_pending`` closed segments of a channel not yet stored), that channel
@@ -41,16 +46,22 @@ import os
 import shutil
 import struct
 import time
+from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from faoyam.alarms import bus as alarm_bus
+from faoyam.alarms.service import DETECTION_KINDS
 from faoyam.core.context import Context
 from faoyam.core.database import new_id, utcnow
 from faoyam.core.storage import BlobNotFound, BlobStore
+from faoyam.core.storage_two import TwoStores
+from faoyam.devices import clock as device_clock
 from faoyam.media.fmp4_parse import FragmentError, boxes, is_init
 from faoyam.media.hub import StreamHub, StreamHubs, Subscription
 from faoyam.media.ids import ChannelId
+from faoyam.recordings import events as record_events
 from faoyam.recordings import service as recordings
 from faoyam.recordings.retention import emergency_cleanup
 
@@ -276,13 +287,28 @@ class ChannelRecorder:
         self._lock = asyncio.Lock()
         self._sub: Subscription | None = None
         self._contiguous_end: dt.datetime | None = None  # end of the previous segment, if no gap
+        self._last_end: dt.datetime | None = None  # end of the previous segment, gap or not
         self.task: asyncio.Task | None = None
+        # Event-only recording: while no event is on, the last ``pre_roll_s`` of fragments
+        # (from a keyframe) wait here; an event writes them and what follows until
+        # ``post_roll_s`` of media after the last event.
+        self.event_mode = False
+        self.destination = "local"  # local | cloud | both: which store(s) its segments go to
+        self.pre_roll_s, self.post_roll_s = 5.0, 10.0
+        self.preroll: deque[tuple[float, bytes, FragmentFacts]] = deque()  # (arrival, bytes, facts)
+        self.event_until: int | None = None  # media time (primary track) the recording runs to
+        self.event_flags = 0
+        self.last_dts = 0  # end of the newest fragment seen, media time
+        self.live_dts: int | None = None  # end of the newest fragment of the batch in hand
+        self.live_at = 0.0  # when that batch was read
+        self.events_recorded = 0
 
     # -- status --
     def _set_status(self, status: str) -> None:
         if status != self.status:
             self.status = status
             log.info("recorder: %s: %s", self.channel, status)
+            self.manager.note_status(self.channel, status)
             if self.manager.on_status is not None:
                 try:
                     self.manager.on_status(self.channel, status)
@@ -313,6 +339,7 @@ class ChannelRecorder:
                 if not chunks:
                     break
                 async with self._lock:
+                    self._note_live_edge(chunks)
                     if sub.lags != self.lags:  # the hub skipped fragments for us: a gap
                         self.lags = sub.lags
                         await self._close("recorder fell behind")
@@ -339,6 +366,26 @@ class ChannelRecorder:
             log.exception("recorder: %s: stopped by an error", self.channel)
             self._set_status("stopped: error")
 
+    def _note_live_edge(self, chunks: list[bytes]) -> None:
+        """The media time of the newest fragment in hand: it is "now" on the wall clock. A
+        batch can hold a second or more (the hub's cached GOP on subscribing, a loaded
+        loop), so a segment's start is its first fragment's media time back from here —
+        not the moment the recorder happened to read it."""
+        self.live_dts, self.live_at = None, self.manager.clock()
+        if not chunks or is_init(chunks[-1]):
+            return
+        with contextlib.suppress(FragmentError, struct.error):
+            inits = [c for c in chunks if is_init(c)]  # on subscribing: the init, then the cached GOP
+            track_id = primary_track(inits[-1])[0] if inits else self.track_id
+            if inits or self.init is not None:
+                self.live_dts = fragment_facts(chunks[-1], track_id).end
+
+    def _wall_of(self, dts: int, now: float) -> float:
+        """The wall-clock time of media time ``dts`` (see ``_note_live_edge``)."""
+        if self.live_dts is None or self.live_dts < dts:
+            return now
+        return self.live_at - (self.live_dts - dts) / self.timescale
+
     def _configure(self, init: bytes) -> None:
         self.init = init
         try:
@@ -363,7 +410,10 @@ class ChannelRecorder:
         except (FragmentError, struct.error):
             self.fragments_dropped += 1
             return
-        now = self.manager.clock()
+        now = self._wall_of(facts.dts, self.manager.clock())  # when this fragment was live
+        self.last_dts = facts.end
+        if self.event_mode and not await self._event_fragment(chunk, facts, now):
+            return
         seg = self.segment
         if seg is not None:
             media_s = (facts.dts - seg.dts0) / self.timescale
@@ -386,6 +436,9 @@ class ChannelRecorder:
             if seg is None:
                 self.fragments_dropped += 1
                 return
+        self._append(seg, chunk, facts)
+
+    def _append(self, seg: _Segment, chunk: bytes, facts: FragmentFacts) -> None:
         if facts.keyframe:
             seg.keyframes.append(((facts.dts - seg.dts0) * 1000 // self.timescale, seg.size + seg.buffered))
         seg.buffer.append(chunk)
@@ -395,18 +448,79 @@ class ChannelRecorder:
         seg.fragments += 1
         seg.frames += facts.samples
 
+    # -- event-only recording --
+    def trigger(self, flags: int, at: float | None = None) -> None:
+        """An event (motion, an alarm) on this channel: record from the pre-roll to
+        ``post_roll_s`` after it (a later event extends that). ``at``: when it happened,
+        by the wall clock; an event reported late moves the end back accordingly."""
+        late = max(0.0, self.manager.clock() - at) if at is not None else 0.0
+        until = self.last_dts + int((self.post_roll_s - late) * self.timescale)
+        self.event_until = until if self.event_until is None else max(self.event_until, until)
+        self.event_flags |= flags
+        if self.segment is not None:
+            self.segment.events |= flags
+
+    async def _event_fragment(self, chunk: bytes, facts: FragmentFacts, now: float) -> bool:
+        """Event mode: True when the fragment is to be recorded (an event is on), after the
+        pre-roll was written; False when it went into the pre-roll buffer."""
+        on = self.event_until is not None and facts.dts < self.event_until
+        if not on and self.segment is not None:
+            await self._close("event ended")
+        if not on:
+            self.event_until = None
+            self.event_flags = 0
+            self._hold(now, chunk, facts)
+            if self.status not in ("armed: waiting for an event",) and not self.status.startswith("paused"):
+                self._set_status("armed: waiting for an event")
+            return False
+        if self.segment is None and self.preroll and self._paused_reason() is None:
+            held = list(self.preroll)
+            self.preroll.clear()
+            _, first, first_facts = held[0]
+            seg = await self._open(first_facts, self._wall_of(first_facts.dts, self.manager.clock()))
+            if seg is not None:
+                self.events_recorded += 1
+                for _, data, f in held:
+                    self._append(seg, data, f)
+        if self.segment is not None:
+            self.segment.events |= self.event_flags
+        return True
+
+    def _hold(self, now: float, chunk: bytes, facts: FragmentFacts) -> None:
+        """Keep the newest ``pre_roll_s`` of media, starting at a keyframe."""
+        buf = self.preroll
+        if buf:
+            last_wall, _, last = buf[-1]
+            if now - last_wall - (facts.dts - last.end) / self.timescale > self.manager.gap_s:
+                buf.clear()  # the camera was away: what came before is not this event's pre-roll
+        if not buf and not facts.keyframe:
+            return
+        buf.append((now, chunk, facts))
+        want = self.pre_roll_s * self.timescale
+        while True:
+            # The next keyframe after the first: if from there on is still enough, drop the head GOP.
+            nxt = next((i for i, (_, _, f) in enumerate(buf) if i and f.keyframe), None)
+            if nxt is None or facts.end - buf[nxt][2].dts < want:
+                break
+            for _ in range(nxt):
+                buf.popleft()
+
     async def _open(self, facts: FragmentFacts, now: float) -> _Segment | None:
         m = self.manager
         start = self._contiguous_end or dt.datetime.fromtimestamp(now, dt.UTC)
+        if self._last_end is not None and start < self._last_end:
+            start = self._last_end  # an estimate of the wall time never makes two segments overlap
         seg_id = new_id()
-        seg = _Segment(id=seg_id, key=BlobStore.new_key(SEGMENT_KIND), start=start, wall0=now, dts0=facts.dts,
+        key, backend = m.segment_key(self.destination)
+        seg = _Segment(id=seg_id, key=key, start=start, wall0=now, dts0=facts.dts,
                        flushed_dts=facts.dts,
-                       spool=m.spool_dir / f"{seg_id}.fmp4", last_flush=now, events=m.events_for(self.channel))
+                       spool=m.spool_dir / f"{seg_id}.fmp4", last_flush=now,
+                       events=m.events_for(self.channel) | (self.event_flags if self.event_mode else 0))
         try:
             await recordings.open_segment(
                 m.db, segment_id=seg.id, device_id=self.channel.device_id, channel=self.channel.channel,
                 stream=self.channel.stream, start=start, codec=self.codec, width=self.width, height=self.height,
-                backend=m.backend, storage_key=seg.key, events=seg.events, writer=m.writer)
+                backend=backend, storage_key=seg.key, events=seg.events, writer=m.writer)
         except Exception:  # noqa: BLE001 - no index, no recording: try again at a later keyframe
             log.exception("recorder: %s: cannot index a new segment", self.channel)
             self._set_status("paused: database unavailable")
@@ -470,7 +584,8 @@ class ChannelRecorder:
             return
         if not await self._flush(seg):
             reason = "local disk full"
-        self._contiguous_end = None if reason else seg.start + dt.timedelta(milliseconds=seg.duration_ms(self.timescale))
+        self._last_end = seg.start + dt.timedelta(milliseconds=seg.duration_ms(self.timescale))
+        self._contiguous_end = None if reason else self._last_end
         with contextlib.suppress(OSError):
             await asyncio.to_thread(_close_file, seg.fh)
         self.segments_closed += 1
@@ -560,6 +675,7 @@ class Recorder:
         self.clock = clock
         self.on_status = on_status
         self.spool_write = _spool_write  # tests replace it with one that fails
+        self.adopt = True  # the store takes the spool file (a rename on the local backend)
         self.min_free_bytes = min_free_bytes
         self.batch_s = batch_s
         self.free_bytes = free_bytes or (lambda: shutil.disk_usage(self.spool_dir).free)
@@ -570,41 +686,104 @@ class Recorder:
         self._events: dict[ChannelId, int] = {}
         self._ticker: asyncio.Task | None = None
         self._syncer: asyncio.Task | None = None
+        self._status_seen: dict[ChannelId, str] = {}
+        self._status_dirty: dict[ChannelId, str] = {}
+        self._status_writer: asyncio.Task | None = None
         self.uploaded = 0
         self.upload_failures = 0
 
     # -- which channels --
-    def record(self, channel: ChannelId) -> ChannelRecorder:
-        """Start recording ``channel`` (idempotent)."""
+    def record(self, channel: ChannelId, settings: recordings.ChannelSettings | None = None) -> ChannelRecorder:
+        """Start recording ``channel`` (idempotent); ``settings`` say whether continuously
+        or around events only, and the event pre- and post-roll."""
         rec = self.channels.get(channel)
         if rec is None:
             rec = self.channels[channel] = ChannelRecorder(self, channel, self.hubs.hub(channel))
+            self._apply(rec, settings)
             rec.start()
+        else:
+            self._apply(rec, settings)
         if self._ticker is None:
             self._ticker = asyncio.create_task(self._tick_loop(), name="recorder-tick")
         return rec
+
+    @staticmethod
+    def _apply(rec: ChannelRecorder, settings: recordings.ChannelSettings | None) -> None:
+        if settings is None:
+            return
+        rec.event_mode = settings.mode == "event"
+        rec.destination = settings.destination
+        rec.pre_roll_s, rec.post_roll_s = float(settings.pre_roll_s), float(settings.post_roll_s)
 
     async def stop_recording(self, channel: ChannelId) -> None:
         rec = self.channels.pop(channel, None)
         if rec is not None:
             await rec.stop()
+            self.note_status(channel, "off")
 
     async def sync(self, now: dt.datetime | None = None) -> set[ChannelId]:
-        """Record exactly the channel streams whose settings say so now (mode and schedule;
-        the schedule is read in UTC until devices' time zones are applied here)."""
+        """Record exactly the channel streams whose settings say so now: mode (continuous,
+        or event: subscribed, holding a pre-roll, written around events) and schedule, read
+        in each device's time zone."""
         now = now or utcnow()
-        wanted: set[ChannelId] = set()
-        for (device_id, channel), cs in (await recordings.all_channel_settings(self.db)).items():
-            # Event-only recording needs the alarm events (the alarms issue): until then
-            # such a channel is not recorded continuously by mistake.
-            if cs.mode == "continuous" and cs.scheduled(now):
-                wanted.update(ChannelId(device_id, channel, stream) for stream in cs.streams)
+        wanted: dict[ChannelId, recordings.ChannelSettings] = {}
+        settings = await recordings.all_channel_settings(self.db)
+        zones = await device_clock.time_zones(self.db, {device_id for device_id, _ in settings})
+        for (device_id, channel), cs in settings.items():
+            if cs.mode in ("continuous", "event") and cs.scheduled(recordings.local_time(now, zones.get(device_id))):
+                wanted.update({ChannelId(device_id, channel, stream): cs for stream in cs.streams})
         for channel in list(self.channels):
             if channel not in wanted:
                 await self.stop_recording(channel)
-        for channel in wanted:
-            self.record(channel)
-        return wanted
+        for channel, cs in wanted.items():
+            self.record(channel, cs)
+        for device_id, channel in settings:
+            if not any(c.device_id == device_id and c.channel == channel for c in wanted):
+                self.note_status(ChannelId(device_id, channel, "main"), "off")
+        return set(wanted)
+
+    def segment_key(self, destination: str) -> tuple[str, str]:
+        """A new segment's blob key and the row's ``backend``: with a cloud store beside the
+        deployment's (``TwoStores``) the key says which store(s) keep it; without one every
+        segment goes to the deployment's store, whatever the channel asked."""
+        if isinstance(self.blobs, TwoStores) and destination in ("cloud", "both"):
+            return TwoStores.new_key_for(SEGMENT_KIND, destination), "s3" if destination == "cloud" else "both"
+        return BlobStore.new_key(SEGMENT_KIND), self.backend
+
+    # -- events (the alarms domain's entry point) --
+    def on_event(self, device_id: str, channel: int, flags: int, at: float | None = None) -> bool:
+        """Motion or an alarm on a device channel (``flags``: recordings.MOTION, ALARM,
+        MANUAL; ``at``: when, by the wall clock). An event-mode channel writes its pre-roll
+        and records to ``post_roll_s`` after the last event; a continuously recorded one
+        flags its current segment. True when a recorder of the channel took it."""
+        took = False
+        for cid, rec in list(self.channels.items()):
+            if cid.device_id == device_id and cid.channel == channel:
+                if rec.event_mode:
+                    rec.trigger(flags, at)
+                elif rec.segment is not None:
+                    rec.segment.events |= flags
+                took = True
+        return took
+
+    # -- status, for the web role (kept on the settings row) --
+    def note_status(self, channel: ChannelId, status: str) -> None:
+        if channel.stream != "main" or self._status_seen.get(channel) == status:
+            return
+        self._status_seen[channel] = status
+        self._status_dirty[channel] = status
+        if self._status_writer is None or self._status_writer.done():
+            with contextlib.suppress(RuntimeError):  # no loop: nothing to report to
+                self._status_writer = asyncio.get_running_loop().create_task(self._write_statuses())
+
+    async def _write_statuses(self) -> None:
+        while self._status_dirty:
+            channel, status = self._status_dirty.popitem()
+            try:
+                await recordings.set_status(self.db, channel.device_id, channel.channel, status)
+            except Exception:  # noqa: BLE001 - the database may be away; the next change says it again
+                self._status_seen.pop(channel, None)
+                log.warning("recorder: cannot store the status of %s", channel)
 
     async def _sync_loop(self, every: float) -> None:
         while True:
@@ -620,12 +799,6 @@ class Recorder:
     def status(self, channel: ChannelId) -> str:
         rec = self.channels.get(channel)
         return rec.status if rec is not None else "off"
-
-    def mark_event(self, channel: ChannelId, flags: int) -> None:
-        """An event on the channel (motion, an alarm): flags the current segment."""
-        rec = self.channels.get(channel)
-        if rec is not None and rec.segment is not None:
-            rec.segment.events |= flags
 
     def events_for(self, channel: ChannelId) -> int:
         return self._events.get(channel, 0)
@@ -670,7 +843,7 @@ class Recorder:
             while True:
                 try:
                     async with self._uploads:
-                        await store_spool(self.blobs, key, spool)
+                        await store_spool(self.blobs, key, spool, adopt=self.adopt)
                     break
                 except Exception as exc:  # noqa: BLE001 - the spool stays; try again
                     self.upload_failures += 1
@@ -683,7 +856,17 @@ class Recorder:
                     delay = min(delay * 2, self.retry_s * 6)
             if rec is not None and rec.upload_failing:
                 rec.upload_failing = None
-            if not await recordings.finish_segment(self.db, seg_id, info, state=state):
+            # The blob is stored; the row must say so. A database that refuses a moment
+            # (SQLite busy under load, PostgreSQL restarting) is asked again, not given up on.
+            while True:
+                try:
+                    found = await recordings.finish_segment(self.db, seg_id, info, state=state)
+                    break
+                except Exception:  # noqa: BLE001
+                    log.warning("recorder: cannot record a stored segment yet, retrying")
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.retry_s * 6)
+            if not found:
                 await recordings.tombstone_key(self.db, key)  # erased while uploading
             await asyncio.to_thread(spool.unlink, True)
             self.uploaded += 1
@@ -709,6 +892,9 @@ class Recorder:
             self._ticker = None
         for channel in list(self.channels):
             await self.stop_recording(channel)
+        if self._status_writer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._status_writer, 5)
         try:
             await asyncio.wait_for(self.drain(), drain_timeout)
         except TimeoutError:
@@ -734,8 +920,12 @@ def spool_identity(spool_dir: Path) -> str:
         return ident
 
 
-async def store_spool(blobs: BlobStore, key: str, spool: Path) -> int:
-    """Stream a spool file into the blob store under ``key`` (never whole in memory)."""
+async def store_spool(blobs: BlobStore, key: str, spool: Path, *, adopt: bool = True) -> int:
+    """Put a closed spool file into the blob store under ``key``. ``adopt``: the store takes
+    the file (the local backend renames it into place, no copy; S3 streams it, 1 MiB at a
+    time) and the spool is gone; otherwise it is streamed and the spool stays for the caller."""
+    if adopt:
+        return await blobs.adopt(key, spool, READ_CHUNK)
     fh = await asyncio.to_thread(open, spool, "rb")
     try:
         async with blobs.open_writer(key) as w:
@@ -862,15 +1052,38 @@ def free_bytes(path: Path) -> int:
 async def start(ctx: Context, hubs: StreamHubs) -> Recorder:
     """Repair, then start the recorder (``media.lifecycle.start``)."""
     s = ctx.settings
-    rec = Recorder(ctx.db, ctx.blobs, hubs, Path(s.data_dir) / "recordings-spool", backend=s.blob_backend)
+    rec = Recorder(ctx.db, ctx.blobs, hubs, Path(s.data_dir) / "recordings-spool", backend=s.blob_backend,
+                   segment_s=s.recording_segment_seconds, gap_s=s.recording_gap_seconds,
+                   flush_s=s.recording_flush_seconds)
     report = await rec.repair()
     log.info("recorder repair", extra={k: v for k, v in vars(report).items()})
     _RECORDERS[id(ctx)] = rec
     rec.run_sync()
+    # Motion and alarms, from the alarms domain in whatever process (recordings/events.py).
+    record_events.listen(ctx, lambda ev: rec.on_event(ev.device_id, ev.channel, ev.flags, ev.at))
+    # Every stored alarm (a camera's or the service's own detection, from any node): an
+    # event-mode channel records around it, a continuous one flags the segment.
+    alarm_bus.listen(ctx, _alarm_listener(ctx))
     return rec
+
+
+def _alarm_listener(ctx: Context):
+    async def on_alarm(event: dict) -> None:
+        rec = recorder_of(ctx)  # the one running now (the gateway's listeners outlive a restart)
+        if rec is None:
+            return
+        try:
+            at = dt.datetime.fromisoformat(event["at"]).timestamp()
+        except (TypeError, ValueError):
+            at = None
+        flags = recordings.MOTION if event.get("kind") in DETECTION_KINDS else recordings.ALARM
+        rec.on_event(event["device_id"], event["channel"], flags, at)
+
+    return on_alarm
 
 
 async def stop(ctx: Context) -> None:
     rec = _RECORDERS.pop(id(ctx), None)
+    record_events.unlisten(ctx)
     if rec is not None:
         await rec.close()

@@ -66,6 +66,10 @@ class RecordingSettings(Base):
     quota_bytes: Mapped[int | None] = mapped_column(BigInteger, info=_setting(note="NULL: no quota"))
     pre_roll_s: Mapped[int] = mapped_column(Integer, default=5, info=_setting())
     post_roll_s: Mapped[int] = mapped_column(Integer, default=10, info=_setting())
+    # What the media worker's recorder last said about the channel's main stream
+    # ("recording", "paused: storage full", ...), so the web role can show it.
+    status: Mapped[str | None] = mapped_column(String(60), info=not_personal("recorder state of the channel"))
+    status_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, info=_BOOK)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, info=_BOOK)
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 import struct
+import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
-from sqlalchemy import ColumnElement, and_, select, update
+from sqlalchemy import ColumnElement, and_, func, select, update
 
 from faoyam.core.database import Database, utcnow
 from faoyam.core.errors import Problem
@@ -106,13 +107,33 @@ class ChannelSettings:
 _SETTING_FIELDS = [f.name for f in fields(ChannelSettings)]
 
 
-async def channel_settings(db: Database, device_id: str, channel: int) -> ChannelSettings:
+def settings_dict(cs: ChannelSettings) -> dict:
+    return {name: getattr(cs, name) for name in _SETTING_FIELDS}
+
+
+def local_time(when: dt.datetime, time_zone: str | None) -> dt.datetime:
+    """``when`` on the device's clock: schedules are the owner's hours where the camera is.
+    A device without a (known) time zone reads its schedule in UTC."""
+    if not time_zone:
+        return when.astimezone(dt.UTC)
+    try:
+        return when.astimezone(zoneinfo.ZoneInfo(time_zone))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return when.astimezone(dt.UTC)
+
+
+async def stored_channel_settings(db: Database, device_id: str, channel: int) -> ChannelSettings | None:
+    """The channel's settings row, or None: the channel has never been set up to record."""
     async with db.session() as s:
         row = (await s.execute(select(RecordingSettings).where(
             RecordingSettings.device_id == device_id, RecordingSettings.channel == channel))).scalar_one_or_none()
     if row is None:
-        return ChannelSettings()
+        return None
     return ChannelSettings(**{name: getattr(row, name) for name in _SETTING_FIELDS})
+
+
+async def channel_settings(db: Database, device_id: str, channel: int) -> ChannelSettings:
+    return await stored_channel_settings(db, device_id, channel) or ChannelSettings()
 
 
 async def set_channel_settings(db: Database, device_id: str, channel: int, new: ChannelSettings) -> ChannelSettings:
@@ -126,6 +147,22 @@ async def set_channel_settings(db: Database, device_id: str, channel: int, new: 
         for name in _SETTING_FIELDS:
             setattr(row, name, getattr(new, name))
     return new
+
+
+async def set_status(db: Database, device_id: str, channel: int, status: str) -> None:
+    """The recorder's word on a channel (its main stream), kept on the settings row so the
+    web role, another process, can show it. A channel without a row records nothing."""
+    async with db.transaction() as s:
+        await s.execute(update(RecordingSettings).where(
+            RecordingSettings.device_id == device_id, RecordingSettings.channel == channel).values(
+            status=status[:60], status_at=utcnow()))
+
+
+async def channel_status(db: Database, device_id: str, channel: int) -> tuple[str | None, dt.datetime | None]:
+    async with db.session() as s:
+        row = (await s.execute(select(RecordingSettings.status, RecordingSettings.status_at).where(
+            RecordingSettings.device_id == device_id, RecordingSettings.channel == channel))).first()
+    return (row.status, row.status_at) if row is not None else (None, None)
 
 
 async def all_channel_settings(db: Database) -> dict[tuple[str, int], ChannelSettings]:
@@ -233,6 +270,39 @@ async def delete_recordings(db: Database, blobs: BlobStore, device_id: str, chan
     if end is not None:
         cond.append(Segment.start < end)
     return await remove_segments(db, blobs, and_(*cond), "user deleted recordings")
+
+
+async def delete_recording(db: Database, blobs: BlobStore, device_id: str, channel: int, segment_id: str) -> int:
+    """The user deletes one recording of the channel (0: no such finished segment there)."""
+    return await remove_segments(db, blobs, and_(
+        Segment.id == segment_id, Segment.device_id == device_id, Segment.channel == channel,
+        Segment.state != "writing"), "user deleted a recording")
+
+
+@dataclass
+class ChannelSummary:
+    segments: int
+    bytes: int
+    first: dt.datetime | None
+    last: dt.datetime | None
+
+
+async def channel_summary(db: Database, device_id: str, channel: int) -> ChannelSummary:
+    async with db.session() as s:
+        row = (await s.execute(select(func.count(Segment.id), func.coalesce(func.sum(Segment.size), 0),
+                                      func.min(Segment.start), func.max(Segment.end)).where(
+            Segment.device_id == device_id, Segment.channel == channel))).first()
+    return ChannelSummary(int(row[0]), int(row[1]), row[2], row[3])
+
+
+async def recent_segments(db: Database, device_id: str, channel: int, limit: int = 50,
+                          before: dt.datetime | None = None) -> list[Segment]:
+    """The channel's newest segments (every stream), newest first: what the settings page lists."""
+    cond = [Segment.device_id == device_id, Segment.channel == channel]
+    if before is not None:
+        cond.append(Segment.start < before)
+    async with db.session() as s:
+        return list((await s.execute(select(Segment).where(*cond).order_by(Segment.start.desc()).limit(limit))).scalars())
 
 
 def now() -> dt.datetime:
