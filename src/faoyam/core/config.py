@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     # Home's card pictures: a running channel's latest keyframe is kept at most this often
     # (0: never).
     media_snapshot_seconds: float = Field(180.0, ge=0)
+    # Longest clip one download may cover (docs/playback.md); longer asks get 413 clip-too-long.
+    media_clip_max_seconds: float = Field(6 * 3600.0, gt=0)
     # Live video (media role, docs/device-protocol.md "Media connection"): the RTMP port
     # devices push to (0: any free port), and the URL they are told to push to; unset, it
     # is rtmp://<media_rtmp_host or 127.0.0.1>:<bound port>/live.
