@@ -71,6 +71,8 @@ ENDPOINTS = [
     Endpoint("GET", "/devices/{d}/ptz", "control", 200),
     Endpoint("PUT", "/devices/{d}/config", "control", 200, {"config": {"led": "off"}}),
     Endpoint("GET", "/devices/{d}/alarms", "alarms", 200),
+    Endpoint("GET", "/devices/{d}/recordings/0/timeline?from=0&to=3600000", "playback", 200),
+    Endpoint("GET", "/devices/{d}/recordings/0/days?from=2026-01-01&to=2026-01-31", "playback", 200),
     Endpoint("GET", "/devices/{d}/alarms/{a}/snapshot", "alarms", 200),
     Endpoint("POST", "/devices/{d}/shares", "manage", 201, {"contact": "target@example.com", "permissions": ["live"]}),
     Endpoint("GET", "/devices/{d}/shares", "manage", 200),
@@ -123,6 +125,10 @@ OTHER_ROUTES: dict[str, str] = {
     # Talk-back (web/device_pages.py): devices.talkback.require_talk ("control", a doorbell),
     # tested in tests/web/test_talk_pages.py.
     "GET /devices/{device_id}/talk/{channel}/url": "signed-in",
+    # Playback (web/playback_pages.py): devices.authz.require(…, "playback", channel), tested in
+    # tests/playback/test_playback_pages.py (the timeline API is in the matrix above).
+    "GET /devices/{device_id}/playback/{channel}": "signed-in page",
+    "GET /devices/{device_id}/playback/{channel}/url": "signed-in",
     "GET /manifest.webmanifest": "public", "GET /sw.js": "public", "GET /offline": "page",
     "POST /lang": "public", "POST /web/password-strength": "public",
     "GET /": "page", "GET /signin": "page", "GET /register": "page", "GET /register/confirm": "page",
@@ -137,11 +143,11 @@ OTHER_ROUTES: dict[str, str] = {
     "POST /auth/external/complete": "public",
 }
 _PLACEHOLDERS = {"{d}": "{device_id}", "{s}": "{share_id}", "{l}": "{link_id}", "{a}": "{alarm_id}",
-                 "/channels/0": "/channels/{index}"}
+                 "/channels/0": "/channels/{index}", "/recordings/0": "/recordings/{channel}"}
 
 
 def _route_key(ep: Endpoint) -> str:
-    path = "/api/v1" + ep.path
+    path = "/api/v1" + ep.path.split("?")[0]
     for short, long in _PLACEHOLDERS.items():
         path = path.replace(short, long)
     return f"{ep.method} {path}"

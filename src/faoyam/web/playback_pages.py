@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -35,13 +36,22 @@ from faoyam.media.grants import user_grant
 from faoyam.media.ids import ChannelId
 from faoyam.recordings import timeline
 from faoyam.web.device_pages import (ChannelIndex, DeviceId, StreamName, _common, _live_response, _no_store,
-                                     _not_found, media_base_url)
+                                     _not_found, live_csp, media_base_url)
 from faoyam.web.deps import page_user
 from faoyam.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 
 MAX_RANGE = dt.timedelta(days=62)
+
+
+def playback_csp(request: Request, ctx: Context) -> str:
+    """The live pages' policy (WebSocket to the media worker, MSE from ``blob:``) plus the
+    worker's HTTP origin for thumbnails (``img-src``)."""
+    parts = urlsplit(media_base_url(request, ctx))
+    http = f"{'https' if parts.scheme in ('https', 'wss') else 'http'}://{parts.netloc}"
+    return live_csp(request, ctx).replace("img-src 'self'", f"img-src 'self' {http}").replace(
+        "connect-src 'self'", f"connect-src 'self' {http}")
 
 
 def playback_url(request: Request, ctx: Context, channel: ChannelId, grant: str) -> dict[str, Any]:
@@ -86,10 +96,12 @@ async def playback_page(request: Request, device_id: str = DeviceId, channel: in
     many = len(device.channels) > 1
     name = device.name or device.model
     title = f"{name} · {ch.name}" if many and ch.name else name
-    return _live_response(request, ctx, render(
+    response = _live_response(request, ctx, render(
         request, "devices/playback.html", nav="home", device=device, channel=ch, stream=stream, title=title,
         tz=_zone(None, device.time_zone), live_href=f"/devices/{device_id}/live/{channel}"
         if "live" in device.permissions else None, back=f"/devices/{device_id}", **_common(ctx)))
+    response.headers["Content-Security-Policy"] = playback_csp(request, ctx)
+    return response
 
 
 @router.get("/devices/{device_id}/playback/{channel}/url")
