@@ -16,6 +16,7 @@ from faoyam.media.playback import PlaybackServer
 from faoyam.media.testfeed import feed
 from faoyam.media.tokens import mint
 from faoyam.recordings import service
+from tests.web.conftest import browser, live_server  # noqa: F401
 from tests.recordings.conftest import (_clip_cache, clip, clock, make_owned, owned, recorder,  # noqa: F401
                                        wait_for)
 
@@ -70,14 +71,17 @@ async def worker(ctx):
         await server.close()
 
 
-async def record(recorder, channel, clip, *, clock=None, gap_s: float = 0) -> list:
-    """10 s of the 2 s clip (keyframe every second) in 3 s segments: 3 + 3 + 3 + 1 s; with
-    ``gap_s``: 2 s, the camera away that long, 2 s more (two segments and a gap)."""
+async def record(recorder, channel, clip, *, clock=None, gap_s: float = 0, loops: int = 5) -> list:
+    """``loops`` × the 2 s clip (keyframe every second) in 3 s segments — 10 s by default:
+    3 + 3 + 3 + 1 s; with ``gap_s``: 2 s, the camera away that long, 2 s more (two segments
+    and a gap)."""
     rec = recorder.record(channel)
     hub = recorder.hubs.get(channel)
     if not gap_s:
-        feed(hub, clip, loops=5)
-        await wait_for(lambda: rec.segments_closed == 3 and rec.segment is not None and rec.segment.frames == 25,
+        feed(hub, clip, loops=loops)
+        closed = -(-2 * loops // 3) - 1
+        last = (2 * loops - 3 * closed) * 25
+        await wait_for(lambda: rec.segments_closed == closed and rec.segment is not None and rec.segment.frames == last,
                        what="recorded", state=lambda: (rec.segments_closed, rec.segment and rec.segment.frames))
     else:
         feed(hub, clip, loops=1)

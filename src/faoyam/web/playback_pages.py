@@ -29,6 +29,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from faoyam.accounts.deps import CurrentUser, current_user
 from faoyam.core.context import Context, get_ctx
 from faoyam.core.errors import BadRequest, NotFound, Problem
+from faoyam.core.http import CSP
 from faoyam.devices import authz
 from faoyam.devices import service as devices
 from faoyam.media import urls
@@ -36,7 +37,7 @@ from faoyam.media.grants import user_grant
 from faoyam.media.ids import ChannelId
 from faoyam.recordings import timeline
 from faoyam.web.device_pages import (ChannelIndex, DeviceId, StreamName, _common, _live_response, _no_store,
-                                     _not_found, live_csp, media_base_url)
+                                     _not_found, media_base_url)
 from faoyam.web.deps import page_user
 from faoyam.web.templating import render
 
@@ -46,12 +47,13 @@ MAX_RANGE = dt.timedelta(days=62)
 
 
 def playback_csp(request: Request, ctx: Context) -> str:
-    """The live pages' policy (WebSocket to the media worker, MSE from ``blob:``) plus the
-    worker's HTTP origin for thumbnails (``img-src``)."""
-    parts = urlsplit(media_base_url(request, ctx))
-    http = f"{'https' if parts.scheme in ('https', 'wss') else 'http'}://{parts.netloc}"
-    return live_csp(request, ctx).replace("img-src 'self'", f"img-src 'self' {http}").replace(
-        "connect-src 'self'", f"connect-src 'self' {http}")
+    """The pages' policy plus the media worker: its WebSocket and HTTP origins in
+    ``connect-src``, its HTTP origin for thumbnails (``img-src``), MSE from ``blob:``."""
+    netloc = urlsplit(media_base_url(request, ctx)).netloc
+    secure = urlsplit(media_base_url(request, ctx)).scheme in ("https", "wss")
+    ws, http = f"{'wss' if secure else 'ws'}://{netloc}", f"{'https' if secure else 'http'}://{netloc}"
+    return (CSP.replace("connect-src 'self'", f"connect-src 'self' {ws} {http}")
+            .replace("img-src 'self'", f"img-src 'self' {http}") + "; media-src 'self' blob:")
 
 
 def playback_url(request: Request, ctx: Context, channel: ChannelId, grant: str) -> dict[str, Any]:
