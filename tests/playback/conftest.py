@@ -30,7 +30,8 @@ class _Server(uvicorn.Server):
 @contextlib.asynccontextmanager
 async def serve(app):
     server = _Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False,
-                                    lifespan="off", ws="websockets-sansio"))
+                                    lifespan="off", ws="websockets-sansio",
+                                    ws_per_message_deflate=False))
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)

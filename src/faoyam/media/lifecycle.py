@@ -73,7 +73,9 @@ async def _serve_viewers(ctx: Context, hubs: StreamHubs) -> tuple[ViewerHttp, _E
                          endpoints=[talk_server(ctx), playback])
     server = _EmbeddedServer(uvicorn.Config(viewers.app, host=s.media_http_host, port=s.media_http_port,
                                             log_config=None, access_log=False, lifespan="on",
-                                            ws="websockets-sansio"))
+                                            # video does not compress: permessage-deflate (which
+                                            # browsers offer) cost ~90 ms on a 1080p keyframe
+                                            ws="websockets-sansio", ws_per_message_deflate=False))
     task = asyncio.create_task(server.serve(), name="media-http")
     while not server.started:
         if task.done():  # the port is taken, say: fail the start with uvicorn's reason
