@@ -10,7 +10,7 @@ start``); none reads every row of a long range:
   interval, not per segment — contiguous segments share their boundary exactly
   (docs/recording.md).
 * **coarse** (longer ranges: the day view, the 30-day view): the range is cut into at most
-  :data:`BUCKETS` buckets (2 min for a day, 1 h for 30 days: about a pixel of a timeline a
+  :data:`BUCKETS` buckets (4 min for a day, 2 h for 30 days: a few pixels of a timeline a
   thousand pixels wide), and each bucket costs two index seeks (its first segment's start, its last
   segment's end); a bucket's interval is ``[first start, last end]``, so gaps shorter than a
   bucket are not shown. The answer says so (``resolution_s``).
@@ -37,7 +37,7 @@ from faoyam.recordings.models import Segment
 # Merging islands with window functions costs ~5 µs a segment on SQLite (~40 ms for a day
 # of 10-s segments on a loaded machine); two index seeks a bucket do not grow with the rows.
 DETAIL_MAX = dt.timedelta(hours=6)
-BUCKETS = 720
+BUCKETS = 360
 MIN_BUCKET_S = 60
 # Longest a segment can be (60 s by default, cut at the next keyframe); the range condition
 # on ``start`` looks back this far for the segment that overlaps the range's beginning.
@@ -137,23 +137,25 @@ def _dt(typ: UTCDateTime, value, s) -> dt.datetime:
 
 
 _BUCKET_SQL = {
-    # k = 0..n-1, bucket k = [lo + k*step, lo + (k+1)*step); two index seeks per bucket.
+    # k = 0..n-1, bucket k = [lo + k*step, lo + (k+1)*step); two index seeks per bucket. The
+    # first is index-only; no state filter: a segment being written has end = start, so it
+    # marks where recording goes on now and stretches nothing.
     "sqlite": """
 WITH RECURSIVE b(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM b WHERE k + 1 < :n),
- r AS (SELECT k, strftime('%Y-%m-%d %H:%M:%f', :lo, '+' || (k * :step) || ' seconds') AS a,
+ r AS MATERIALIZED (SELECT k, strftime('%Y-%m-%d %H:%M:%f', :lo, '+' || (k * :step) || ' seconds') AS a,
               strftime('%Y-%m-%d %H:%M:%f', :lo, '+' || ((k + 1) * :step) || ' seconds') AS z FROM b)
 SELECT k,
  (SELECT start FROM recording_segments WHERE device_id = :d AND channel = :c AND stream = :s
-   AND start >= r.a AND start < r.z AND state != 'writing' ORDER BY start LIMIT 1) AS first_start,
+   AND start >= r.a AND start < r.z ORDER BY start LIMIT 1) AS first_start,
  (SELECT "end" FROM recording_segments WHERE device_id = :d AND channel = :c AND stream = :s
-   AND start >= r.a AND start < r.z AND state != 'writing' ORDER BY start DESC LIMIT 1) AS last_end
+   AND start >= r.a AND start < r.z ORDER BY start DESC LIMIT 1) AS last_end
 FROM r""",
     "postgresql": """
 SELECT k,
  (SELECT start FROM recording_segments WHERE device_id = :d AND channel = :c AND stream = :s
-   AND start >= r.a AND start < r.z AND state != 'writing' ORDER BY start LIMIT 1) AS first_start,
+   AND start >= r.a AND start < r.z ORDER BY start LIMIT 1) AS first_start,
  (SELECT "end" FROM recording_segments WHERE device_id = :d AND channel = :c AND stream = :s
-   AND start >= r.a AND start < r.z AND state != 'writing' ORDER BY start DESC LIMIT 1) AS last_end
+   AND start >= r.a AND start < r.z ORDER BY start DESC LIMIT 1) AS last_end
 FROM (SELECT k, CAST(:lo AS timestamptz) + make_interval(secs => k * :step) AS a,
              CAST(:lo AS timestamptz) + make_interval(secs => (k + 1) * :step) AS z
       FROM generate_series(0, CAST(:n AS integer) - 1) AS k) AS r""",

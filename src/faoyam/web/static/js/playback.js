@@ -244,7 +244,9 @@
     }
 
     async load() {
-      const from = Math.floor(this.viewStart - this.span), to = Math.ceil(this.viewStart + 2 * this.span);
+      // the view and half a view either side (dragging shows them at once); an hour view is
+      // 2 h, exact, a day view 2 days in buckets of 8 min (recordings/timeline.py)
+      const from = Math.floor(this.viewStart - this.span / 2), to = Math.ceil(this.viewStart + 1.5 * this.span);
       this.draw();
       try {
         const r = await fetch(`${this.api}/timeline?from=${from}&to=${to}&stream=${this.stream}`,
