@@ -16,7 +16,7 @@ from faoyam.media.playback import PlaybackServer
 from faoyam.media.testfeed import feed
 from faoyam.media.tokens import mint
 from faoyam.recordings import service
-from tests.web.conftest import browser, live_server  # noqa: F401
+from tests.web.conftest import browser, live_server, screenshot_dir  # noqa: F401
 from tests.recordings.conftest import (_clip_cache, clip, clock, make_owned, owned, recorder,  # noqa: F401
                                        wait_for)
 

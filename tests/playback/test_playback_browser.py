@@ -49,7 +49,7 @@ async def plays(page) -> None:
 
 @pytest.mark.req("B5")
 async def test_playback_plays_seeks_and_downloads_in_chromium(ctx, settings, recorder, clip, worker, live_server,
-                                                              browser, tmp_path):
+                                                              browser, tmp_path, screenshot_dir):
     settings.media_public_url = f"http://{worker.host}"
     base = live_server.url
     async with httpx.AsyncClient(base_url=base) as api:
@@ -88,6 +88,7 @@ async def test_playback_plays_seeks_and_downloads_in_chromium(ctx, settings, rec
     pixel_ms = view[1] / box["width"]
     assert aim - pixel_ms - 1000 <= wall <= aim + pixel_ms + 8000, (wall - aim)
 
+    await page.screenshot(path=str(screenshot_dir / "playback.png"), full_page=True)
     await page.click("[data-speed='2']")
     assert await page.evaluate(f"() => {PLAYER}.querySelector('video').playbackRate") == 2
 

@@ -199,3 +199,17 @@ async def test_tokens_are_bound_to_the_channel_and_use_and_expire(ctx, owned, re
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await ws.recv()
     assert closed.value.rcvd.code == 4410
+
+
+@pytest.mark.req("B5", "B9")
+async def test_an_open_stream_is_closed_when_playback_is_withdrawn(ctx, owned, recorder, clip, worker):
+    segs = await record(recorder, owned.channel(), clip)
+    token = worker.token(owned.channel(), owned.user_id)
+    async with websockets.connect(f"{worker.ws(token)}?at={ms(segs[0].start)}", max_size=None) as ws:
+        await ws.send(json.dumps({"type": "position", "t": 0, "speed": 1}))
+        assert isinstance(await asyncio.wait_for(ws.recv(), 5), str)  # init: it is streaming
+        worker.revoked.add(f"user:{owned.user_id}")
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(ws.recv(), 10)
+    assert closed.value.rcvd.code == 4403

@@ -231,9 +231,9 @@ class PlaybackServer:
         task = asyncio.current_task()
         self.streams.add(task)
         receiver = asyncio.create_task(self._positions(ws, state))
+        pump = asyncio.create_task(self._pump(ws, channel, at, state))
         code, reason = 1000, "end of recordings"
         try:
-            pump = asyncio.create_task(self._pump(ws, channel, at, state))
             done, _ = await asyncio.wait({pump, receiver}, return_when=asyncio.FIRST_COMPLETED)
             if pump in done:
                 exc = pump.exception()
@@ -243,14 +243,12 @@ class PlaybackServer:
                     log.warning("playback: stream of %s failed", channel, exc_info=exc)
                     code, reason = 1011, "playback error"
             else:
-                pump.cancel()
-                with contextlib.suppress(BaseException):
-                    await pump
                 return  # the viewer left
         except asyncio.CancelledError:
             code, reason = Close.GOING_AWAY, "the media worker is shutting down"
         finally:
             receiver.cancel()
+            pump.cancel()
             self.streams.discard(task)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(ws.close(code, reason[:120]), 2.0)

@@ -99,6 +99,8 @@ JS_MESSAGES: tuple[str, ...] = (
     "Pause",
     "Nothing was recorded in this hour. Choose a day in the calendar.",
     "Choose a start before the end.",
+    "Nothing was recorded after this time.",
+    "End of the recordings.",
     # PTZ and talk-back under the live player (static/js/ptz.js, talk.js)
     "Pan {h}, tilt {v}, zoom {z}",
     "Talk",

@@ -54,7 +54,11 @@
       }
 
       onClose(ev) {
-        if (this.ended && ev.code === 1000) { this.ws = null; return; } // play out what is buffered
+        if (this.ended && ev.code === 1000) { // play out what is buffered, then say so
+          this.ws = null;
+          if (!this.pieces.length) this.setState("ended", t("Nothing was recorded after this time."));
+          return;
+        }
         super.onClose(ev);
       }
 
@@ -110,6 +114,9 @@
       this.urls = null;
       this.month = new Date();
       root.playbackPage = this;
+      root.querySelector("video").addEventListener("waiting", () => {
+        if (this.player.ended && !this.player.ws) this.player.setState("ended", t("End of the recordings."));
+      });
       const fig = root.querySelector("[data-playback-player]");
       fig.dataset.urlEndpoint = this.endpoint;
       fig.dataset.stream = this.stream;
