@@ -334,7 +334,10 @@ async def _profile(args) -> None:
                 for _ in range(args.requests):
                     await c.get(path)
                 prof.disable()
-                pstats.Stats(prof).sort_stats(args.sort).print_stats(30)
+                stats = pstats.Stats(prof)
+                stats.sort_stats(args.sort).print_stats(30)
+                if os.environ.get("BENCH_CALLERS"):  # who calls a function: BENCH_CALLERS=find_spec
+                    stats.print_callers(os.environ["BENCH_CALLERS"])
         await ctx.close()
 
 

@@ -4,6 +4,7 @@ against one ``ffmpeg -c copy`` receiver per camera fed the same frames in the sa
     python bench/bench_ingest.py                      # 10 cameras, 30 s measured (+5 s warm-up)
     python bench/bench_ingest.py --cameras 50
     python bench/bench_ingest.py --cameras 200 --no-baseline   # the 2-core target
+    python bench/bench_ingest.py --cameras 200 --recorder-only # nobody watches: 500 ms batches
 
 What runs (separate processes, so each side's CPU is its own):
 * the **hub process** (``--serve``): one :class:`~faoyam.media.RtmpServer` for all cameras,
@@ -46,12 +47,13 @@ CLIP = dict(width=1920, height=1080, fps=25, seconds=10.0, gop_seconds=2.0, bitr
 
 # -- the hub process --------------------------------------------------------------------
 
-async def serve(cameras: int, read_interval: float, idle_timeout: float) -> None:
+async def serve(cameras: int, read_interval: float, idle_timeout: float, background: bool) -> None:
     """Receive every camera; answer ``stats`` on stdin with JSON; exit on ``quit``."""
     hubs = StreamHubs()
     server = await RtmpServer(hubs, lambda app, key: ChannelId(key) if key.startswith("cam") else None,
                               read_interval=read_interval, idle_timeout=idle_timeout).start()
-    subs = [hubs.hub(ChannelId(f"cam{i}")).subscribe(queue_bytes=64 << 20) for i in range(cameras)]
+    subs = [hubs.hub(ChannelId(f"cam{i}")).subscribe(queue_bytes=64 << 20, background=background)
+            for i in range(cameras)]
 
     async def consume(sub):
         async for _chunks in sub:
@@ -152,6 +154,7 @@ async def _measure(args, clip, children: list) -> dict:
     # the first cameras were closed as silent before they sent anything.
     hub_proc = subprocess.Popen([sys.executable, __file__, "--serve", "--cameras", str(args.cameras),
                                  "--read-interval", str(args.read_interval),
+                                 *(["--recorder-only"] if args.background else []),
                                  "--idle-timeout", str(60 + args.cameras)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     children.append(hub_proc)
@@ -244,6 +247,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--read-interval", type=float, default=0.1, help="hub's batched-read interval, s")
+    parser.add_argument("--recorder-only", dest="background", action="store_true",
+                        help="the consumers are background ones, like the recorder (nobody watches "
+                             "live): the hub reads those streams every 500 ms instead of 100")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the ffmpeg-per-camera receivers (e.g. for 200 cameras)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -252,10 +258,10 @@ def main() -> None:
     if args.serve:
         if os.environ.get("BENCH_INGEST_PROFILE"):  # where the hub process spends its time
             import cProfile
-            cProfile.runctx("asyncio.run(serve(args.cameras, args.read_interval, args.idle_timeout))", globals(), locals(),
+            cProfile.runctx("asyncio.run(serve(args.cameras, args.read_interval, args.idle_timeout, args.background))", globals(), locals(),
                             os.environ["BENCH_INGEST_PROFILE"])
         else:
-            asyncio.run(serve(args.cameras, args.read_interval, args.idle_timeout))
+            asyncio.run(serve(args.cameras, args.read_interval, args.idle_timeout, args.background))
         return
 
     from faoyam.media.testvideo import cached_clip
@@ -264,7 +270,9 @@ def main() -> None:
     print(f"clip: {clip.width}x{clip.height} {clip.fps} fps, GOP {CLIP['gop_seconds']:g} s, "
           f"{clip.bitrate / 1e6:.2f} Mbit/s, loop {clip.duration_ms / 1000:g} s ({clip.path.name})")
     print(f"{args.cameras} cameras, {args.seconds:g} s measured after {args.warmup:g} s warm-up, "
-          f"read interval {args.read_interval * 1000:g} ms, {args.runs} run(s)")
+          f"read interval {args.read_interval * 1000:g} ms, consumers "
+          f"{'background (recorder-like: 500 ms batches)' if args.background else 'live (viewer-like)'}, "
+          f"{args.runs} run(s)")
     runs = []
     for n in range(args.runs):
         result = asyncio.run(one_run(args, clip))
@@ -281,7 +289,8 @@ def main() -> None:
     print()
     print("| figure (CPU-s per camera-minute, user+sys, median) | value |")
     print("|---|---|")
-    print(f"| hub process (RTMP in, fMP4 out, one consumer per stream) | {hub:.3f} |")
+    consumer = "a recorder-like consumer" if args.background else "a live viewer-like consumer"
+    print(f"| hub process (RTMP in, fMP4 out, {consumer} per stream) | {hub:.3f} |")
     if ffmpeg is not None:
         print(f"| baseline: one `ffmpeg -c copy -f null` per camera | {ffmpeg:.3f} |")
         print(f"| **ratio hub / baseline** | **{hub / ffmpeg:.2f}** |")

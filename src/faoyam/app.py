@@ -24,7 +24,7 @@ log = logging.getLogger("faoyam.http")
 
 # Each domain may have ``api`` (router), ``pages`` (router) and ``lifecycle``
 # (``async start(ctx)`` / ``async stop(ctx)`` for background services).
-DOMAINS = ["accounts", "privacy", "devices", "recordings", "web", "demo"]
+DOMAINS = ["accounts", "privacy", "devices", "recordings", "detection", "web", "demo"]
 # Domains whose background services are a process role of their own: their lifecycle runs
 # only where the context has that role (docs/process-roles.md). In one process with every
 # role (tests, ``create_app()`` alone) that is this one.

@@ -61,6 +61,8 @@ ENDPOINTS = [
     Endpoint("PUT", "/devices/{d}/channels/0/cover", "manage", 204, PNG),
     Endpoint("GET", "/devices/{d}/channels/0/cover", "view", 200),
     Endpoint("DELETE", "/devices/{d}/channels/0/cover", "manage", 204),
+    Endpoint("GET", "/devices/{d}/channels/0/detection", "manage", 200),
+    Endpoint("PUT", "/devices/{d}/channels/0/detection", "manage", 200, {"enabled": True, "sensitivity": 60}),
     Endpoint("PUT", "/devices/{d}/password", "manage", 204, {"password": "Another-2026"}),
     Endpoint("POST", "/devices/{d}/password/reset", "manage", 204),
     Endpoint("PUT", "/devices/{d}/wifi", "manage", 204, {"ssid": "Net", "password": "wifi-pass-1"}),
@@ -109,6 +111,9 @@ OTHER_ROUTES: dict[str, str] = {
     "POST /api/v1/device-shares/{share_id}/decline": "signed-in", "DELETE /api/v1/device-shares/{share_id}": "signed-in",
     "GET /devices/add": "signed-in page", "GET /devices/invitations": "signed-in page",
     "GET /devices/{device_id}": "signed-in page", "GET /devices/{device_id}/sharing": "signed-in page",
+    # Motion detection settings (web/detection_pages.py): the owner's, by detection.service
+    # (devices.authz "manage"); tested in tests/detection/test_pages.py.
+    "GET /devices/{device_id}/detection/{channel}": "signed-in page",
     "GET /s/{token}": "page", "GET /api/v1/share-links/{token}": "public",
     # Live view (web/device_pages.py): authorization by devices.authz.require(…, "live", channel),
     # tested in tests/web/test_live_pages.py; share-link live view by the link itself.
@@ -185,6 +190,7 @@ class World:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def world(tmp_path_factory, pg_url):
     settings = Settings(data_dir=tmp_path_factory.mktemp("authz") / "data", database_url=pg_url, mqtt_mode="off",
+                        media_rtmp_port=0, media_http_port=0,  # never a fixed port: other test runs share the machine
                         _env_file=None)
     settings.ensure_dirs()
     ctx = Context.build(settings)

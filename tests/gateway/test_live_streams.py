@@ -8,6 +8,7 @@ stream, short-lived, and refused once the device is deleted."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import time
 
@@ -213,43 +214,62 @@ async def test_the_pusher_reconnects_after_the_server_drops_it(live):
 # It used to hang after the other tests of this file: under load the bridge was still
 # stopping its push (a stop_stream) when the test stopped it, and StreamPusher.stop caught
 # CancelledError around wait_for — the agent's own cancel — so its task never ended.
-@pytest.mark.req("B4")
-async def test_the_rtsp_bridge_relays_the_camera_s_own_packets_live(service_factory, tmp_path):
+async def relayed_by_bridge(service_factory, tmp_path, name: str, rtsp_url) -> tuple[object, list]:
+    """A bridge in front of the RTSP camera at ``rtsp_url()`` (an async context manager that
+    yields the URL): its stream reaches the hub packet for packet — never the looped
+    recording of a camera it cannot relay. Returns the hub and the probed video."""
     from faoyam.agent.bridge import RtspBridge, load_or_create
-    from tests.gateway.rtsp_server import RtspServer
 
     ctx = await service_factory("embedded")
     ctx.settings = ctx.settings.model_copy(update={"media_rtmp_port": 0, "media_stream_linger_seconds": 0.2})
     await media.start(ctx)
-    rtsp = await RtspServer().start()
-    ident, _ = load_or_create(tmp_path / "bridge.json", "Porch")
+    ident, _ = load_or_create(tmp_path / "bridge.json", name)
     await service.factory_register(ctx, ident.factory_device())
-    bridge = RtspBridge(ident, rtsp.url, "127.0.0.1", ctx.mqtt_port)
-
-    async def no_recording(*_a):
-        raise AssertionError("an H.264 camera is relayed live, not recorded and looped")
-
-    bridge.media.clip = no_recording
-    bridge.start()
     try:
-        await ctx.gateway.wait_until(lambda: ctx.gateway.is_connected(ident.serial), 20)
-        device_id = await bind(ctx, ident, await make_user(ctx))
-        hub = ctx.media_hubs.hub(ChannelId(device_id, 0, "main"))
-        sub = hub.subscribe()
-        collector = Collector(sub)
-        await eventually(lambda: _fragments(collector.data) >= 6, 40)
-        got = probe(collector.data)
-        assert got.streams["video"] == ("h264", 320, 240)  # the camera's picture, not the simulator's
-        assert got.decoded > 0
-        dts = [d for d, _, _ in got.video]
-        assert dts == sorted(dts)
-        sub.close()
-        await collector.task
-        await eventually(lambda: not bridge.pushers, 15)
+        async with rtsp_url() as url:
+            bridge = RtspBridge(ident, url, "127.0.0.1", ctx.mqtt_port)
+
+            async def no_recording(*_a):
+                raise AssertionError("the camera is relayed live, not recorded and looped")
+
+            bridge.media.clip = no_recording
+            bridge.start()
+            try:
+                await ctx.gateway.wait_until(lambda: ctx.gateway.is_connected(ident.serial), 20)
+                device_id = await bind(ctx, ident, await make_user(ctx))
+                hub = ctx.media_hubs.hub(ChannelId(device_id, 0, "main"))
+                sub = hub.subscribe()
+                collector = Collector(sub)
+                await eventually(lambda: _fragments(collector.data) >= 6, 40)
+                got = probe(collector.data)
+                sub.close()
+                await collector.task
+                await eventually(lambda: not bridge.pushers, 15)
+                return hub, got
+            finally:
+                await bridge.stop()
     finally:
-        await bridge.stop()
-        await rtsp.stop()
         await media.stop(ctx)
+
+
+@contextlib.asynccontextmanager
+async def our_rtsp_server():
+    from tests.gateway.rtsp_server import RtspServer
+
+    rtsp = await RtspServer().start()
+    try:
+        yield rtsp.url
+    finally:
+        await rtsp.stop()
+
+
+@pytest.mark.req("B4")
+async def test_the_rtsp_bridge_relays_the_camera_s_own_packets_live(service_factory, tmp_path):
+    hub, got = await relayed_by_bridge(service_factory, tmp_path, "Porch", our_rtsp_server)
+    assert got.streams["video"] == ("h264", 320, 240)  # the camera's picture, not the simulator's
+    assert got.decoded > 0
+    dts = [d for d, _, _ in got.video]
+    assert dts == sorted(dts)
 
 
 @pytest.mark.req("B4")
@@ -257,40 +277,12 @@ async def test_the_rtsp_bridge_relays_the_camera_s_own_packets_live(service_fact
 async def test_the_rtsp_bridge_relays_an_h265_camera_live_over_enhanced_rtmp(service_factory, tmp_path):
     """A camera that is a third-party RTSP server (GStreamer, x265) sending H.265: relayed
     packet for packet (no looped recording), arriving as HEVC the viewer decodes."""
-    from faoyam.agent.bridge import RtspBridge, load_or_create
-
-    ctx = await service_factory("embedded")
-    ctx.settings = ctx.settings.model_copy(update={"media_rtmp_port": 0, "media_stream_linger_seconds": 0.2})
-    await media.start(ctx)
-    ident, _ = load_or_create(tmp_path / "bridge.json", "Garage")
-    await service.factory_register(ctx, ident.factory_device())
-    async with gstreamer_rtsp("h265") as url:
-        bridge = RtspBridge(ident, url, "127.0.0.1", ctx.mqtt_port)
-
-        async def no_recording(*_a):
-            raise AssertionError("an H.265 camera is relayed live, not recorded and looped")
-
-        bridge.media.clip = no_recording
-        bridge.start()
-        try:
-            await ctx.gateway.wait_until(lambda: ctx.gateway.is_connected(ident.serial), 20)
-            device_id = await bind(ctx, ident, await make_user(ctx))
-            hub = ctx.media_hubs.hub(ChannelId(device_id, 0, "main"))
-            sub = hub.subscribe()
-            collector = Collector(sub)
-            await eventually(lambda: _fragments(collector.data) >= 6, 40)
-            assert hub.muxer.tracks[0].codec == "hvc1"
-            got = probe(collector.data)
-            assert got.streams["video"] == ("hevc", 320, 240)
-            assert got.decoded > 0 and got.video[0][2]
-            dts = [d for d, _, _ in got.video]
-            assert dts == sorted(dts) and len(set(dts)) == len(dts)
-            sub.close()
-            await collector.task
-            await eventually(lambda: not bridge.pushers, 15)
-        finally:
-            await bridge.stop()
-            await media.stop(ctx)
+    hub, got = await relayed_by_bridge(service_factory, tmp_path, "Garage", lambda: gstreamer_rtsp("h265"))
+    assert hub.muxer.tracks[0].codec == "hvc1"
+    assert got.streams["video"] == ("hevc", 320, 240)
+    assert got.decoded > 0 and got.video[0][2]
+    dts = [d for d, _, _ in got.video]
+    assert dts == sorted(dts) and len(set(dts)) == len(dts)
 
 
 def test_annexb_samples_and_parameter_sets_become_mp4_form():

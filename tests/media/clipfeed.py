@@ -5,7 +5,9 @@ seconds at once and then keep the stream running at (a multiple of) real-time ra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 from faoyam.media.hub import StreamHub
 from faoyam.media.testvideo import Clip
@@ -52,3 +54,20 @@ class ClipFeeder:
             if due > self.clock_ms:
                 self.feed_ms(int(due - self.clock_ms) or 1)
             await asyncio.sleep(tick_ms / 1000)
+
+
+@contextlib.asynccontextmanager
+async def feeding(hub: StreamHub, clip: Clip, *, prefill_ms: int = 0, speed: float = 1.0,
+                  audio: bool = True) -> AsyncIterator[ClipFeeder]:
+    """A camera pushing ``clip`` into ``hub`` while the block runs: ``prefill_ms`` of media at
+    once (a viewer joining finds a GOP), then ``speed`` × real time until the block ends."""
+    feeder = ClipFeeder(hub, clip, audio=audio)
+    if prefill_ms:
+        feeder.feed_ms(prefill_ms)
+    task = asyncio.create_task(feeder.run(speed=speed))
+    try:
+        yield feeder
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

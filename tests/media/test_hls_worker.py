@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import io
 import json
 import time
@@ -29,7 +28,7 @@ from tests.conftest import bearer, register
 from tests.web.test_device_pages import add, make_device
 from tests.web.test_live_pages import owner_and_friend
 
-from .clipfeed import ClipFeeder
+from .clipfeed import feeding
 from .conftest import probe, strictly_increasing, wait_for
 from .test_hls import parse_playlist, read_frames
 
@@ -49,19 +48,9 @@ def worker(app, ctx):
     return viewers
 
 
-@contextlib.asynccontextmanager
-async def camera(ctx, device_id: str, clip, prefill_ms: int = 0, channel: int = 0, stream: str = "main"):
+def camera(ctx, device_id: str, clip, prefill_ms: int = 0, channel: int = 0, stream: str = "main"):
     """The device pushing its channel at real-time rate (what it does when asked over MQTT)."""
-    feeder = ClipFeeder(ctx.media_hubs.hub(ChannelId(device_id, channel, stream)), clip)
-    if prefill_ms:
-        feeder.feed_ms(prefill_ms)
-    running = asyncio.create_task(feeder.run(speed=1.0))
-    try:
-        yield feeder
-    finally:
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
+    return feeding(ctx.media_hubs.hub(ChannelId(device_id, channel, stream)), clip, prefill_ms=prefill_ms)
 
 
 def tampered(url: str, **changes) -> str:

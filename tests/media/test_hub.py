@@ -117,6 +117,32 @@ async def test_a_codec_change_sends_a_new_init_segment(h264_clip, h265_clip):
     assert (await late.read())[0] == hub.muxer.init
 
 
+@pytest.mark.req("B4", "B5")
+async def test_what_was_queued_before_a_codec_change_is_still_delivered(h264_clip, h265_clip):
+    """The recorder reads after the change: the old stream's last fragments come first, then
+    the new init and the new stream — nothing is dropped at the switch."""
+    hub = StreamHub(ChannelId("cam"))
+    sub = hub.subscribe()
+    feed(hub, h264_clip)
+    feed(hub, h265_clip)  # nothing read in between
+    chunks = await sub.read()
+    inits = [i for i, c in enumerate(chunks) if c[4:8] == b"ftyp"]
+    assert len(inits) == 2 and inits[0] == 0
+    old, new = probe(b"".join(chunks[:inits[1]])), probe(b"".join(chunks[inits[1]:]))
+    assert old.streams["video"][0] == "h264" and len(old.video) == len(h264_clip.packets)
+    assert new.streams["video"][0] == "hevc" and len(new.video) == len(h265_clip.packets)
+
+
+async def test_a_lag_after_a_codec_change_keeps_the_new_init(h264_clip, h265_clip):
+    hub = StreamHub(ChannelId("cam"), queue_bytes=1)  # every fragment overflows: a lag each time
+    sub = hub.subscribe(max_lags=1_000_000)
+    feed(hub, h264_clip)
+    feed(hub, h265_clip)
+    chunks = await sub.read()
+    assert chunks[0] == hub.muxer.init, "what follows a lag still starts with the stream's init"
+    assert probe(b"".join(chunks)).streams["video"][0] == "hevc"
+
+
 async def test_the_owner_hears_when_the_first_viewer_comes_and_the_last_one_goes():
     events = []
     hubs = StreamHubs(on_idle=lambda s: events.append(("idle", s)), on_demand=lambda s: events.append(("demand", s)))

@@ -267,3 +267,39 @@ async def test_the_owner_is_told_when_the_last_viewer_leaves(ingest, h264_clip):
     assert ingest.hubs.get(CAM1) is not None, "the hub stays while its camera publishes"
     await publisher.close()
     await wait_for(lambda: ingest.hubs.get(CAM1) is None, what="the hub released")
+
+
+@pytest.mark.req("B4", "B5")
+async def test_a_stream_only_the_recorder_reads_is_read_in_longer_batches(h264_clip):
+    """Background consumers (the recorder) let ingest read the camera every
+    ``background_interval``; the first live viewer brings the stream back to every tick."""
+    hubs = StreamHubs()
+    server = await RtmpServer(hubs, lambda app, key: CAM1, read_interval=0.05, background_interval=0.3).start()
+    try:
+        hub = hubs.hub(CAM1)
+        recorder = Collector(hub.subscribe(background=True))
+        publisher = await push(f"rtmp://127.0.0.1:{server.port}/live/k", h264_clip, close=False)
+        total = len(h264_clip.packets) + len(h264_clip.audio_packets)
+        await wait_for(lambda: recorder.sub.samples_read == total, what="the clip at the background consumer")
+        assert hub.live_subscribers == 0
+        session, polls = hub.publisher, []
+        real_poll = session._poll
+
+        def counting_poll():
+            polls.append(server.now)  # the tick's clock, the one the schedule is kept by
+            real_poll()
+
+        session._poll = counting_poll
+        await wait_for(lambda: len(polls) >= 4, what="four background reads")
+        assert min(b - a for a, b in zip(polls, polls[1:])) >= 0.3 - 0.05 / 2
+
+        viewer = Collector(hub.subscribe())
+        assert hub.live_subscribers == 1
+        seen = len(polls)
+        await wait_for(lambda: any(b - a < 0.3 - 0.05 / 2 for a, b in zip(polls[seen:], polls[seen + 1:])),
+                       what="reads at the live interval once a viewer watches")
+        viewer.sub.close()
+        assert hub.live_subscribers == 0
+        await publisher.close()
+    finally:
+        await server.close()

@@ -13,7 +13,7 @@ from faoyam.media import ChannelId, StreamHubs
 from faoyam.media.testvideo import read_barcode
 from faoyam.media.transcode import Transcoders, h264_stream_of
 
-from .clipfeed import ClipFeeder
+from .clipfeed import feeding
 from .conftest import Collector, probe, strictly_increasing, wait_for
 
 CAM = ChannelId("hevc-cam")
@@ -22,15 +22,8 @@ CAM = ChannelId("hevc-cam")
 @contextlib.asynccontextmanager
 async def running_camera(clip, audio: bool = False):
     hubs = StreamHubs()
-    feeder = ClipFeeder(hubs.hub(CAM), clip, audio=audio)
-    feeder.feed_ms(1000)
-    task = asyncio.create_task(feeder.run(speed=2.0))
-    try:
+    async with feeding(hubs.hub(CAM), clip, prefill_ms=1000, speed=2.0, audio=audio):
         yield hubs
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def decoded_barcodes(data: bytes) -> tuple[list[int], tuple[int, int]]:

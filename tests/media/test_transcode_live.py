@@ -5,29 +5,18 @@ and stopped when the last one leaves; viewers of the camera's own stream still g
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 
 import pytest
 
 from faoyam.media.transcode import h264_stream_of
 
-from .clipfeed import ClipFeeder
+from .clipfeed import feeding
 from .conftest import probe, strictly_increasing, wait_for
 from .test_live_ws import CAM, watch, worker, worker_factory  # noqa: F401 - fixtures
 
 
-@contextlib.asynccontextmanager
-async def camera(hub, clip):
-    feeder = ClipFeeder(hub, clip)
-    feeder.feed_ms(1000)
-    task = asyncio.create_task(feeder.run(speed=1.0))
-    try:
-        yield feeder
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+def camera(hub, clip):
+    return feeding(hub, clip, prefill_ms=1000)
 
 
 @pytest.mark.req("B4")

@@ -6,7 +6,6 @@ device's binding (export lists it, deleting the device or the account removes it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html as htmllib
 import io
 import re
@@ -24,7 +23,7 @@ from faoyam.media.snapshot import decode_keyframe, latest_keyframe
 from faoyam.privacy.blobrefs import sweep_tombstones
 from tests.conftest import all_blob_bytes, bearer, register
 from tests.devices.conftest import png
-from tests.media.clipfeed import ClipFeeder
+from tests.media.clipfeed import ClipFeeder, feeding
 from tests.media.conftest import wait_for
 from tests.web.test_device_pages import add, make_device, use_cookie
 from tests.web.test_live_pages import owner_and_friend
@@ -46,19 +45,9 @@ def clip(tmp_path_factory):
     return cached_clip(audio=True, bframes=2, seconds=4.0)
 
 
-@contextlib.asynccontextmanager
-async def streaming(ctx, device_id: str, clip, channel: int = 0, stream: str = "main"):
+def streaming(ctx, device_id: str, clip, channel: int = 0, stream: str = "main"):
     """The camera pushing its channel (what it does while someone watches or records)."""
-    hub = ctx.media_hubs.hub(ChannelId(device_id, channel, stream))
-    feeder = ClipFeeder(hub, clip)
-    feeder.feed_ms(500)
-    running = asyncio.create_task(feeder.run(speed=2.0))
-    try:
-        yield feeder
-    finally:
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
+    return feeding(ctx.media_hubs.hub(ChannelId(device_id, channel, stream)), clip, prefill_ms=500, speed=2.0)
 
 
 async def snapshot_key(ctx, device_id: str, channel: int = 0) -> str | None:

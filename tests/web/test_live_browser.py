@@ -14,56 +14,42 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import threading
 import time
 
 import httpx
 import pytest
 
-from faoyam.core.context import Context
 from faoyam.media import StreamHubs
 from faoyam.media.grants import devices_revocation
 from faoyam.media.live_http import LiveServer
 from faoyam.media.testfeed import feed_realtime
 from faoyam.media.testvideo import cached_clip
 from tests.conftest import bearer, register
+from tests.threaded_server import ThreadedServer
 from tests.web.test_device_pages import add, make_device
 
 pytestmark = [pytest.mark.browser]
 
 
-class MediaWorker:
+class MediaWorker(ThreadedServer):
     """The media worker in a thread: hubs, the live WebSocket server, simulated cameras."""
 
+    name = "media-worker"
+
     def __init__(self, settings, clip):
-        self.settings, self.clip = settings, clip
-        self.port = 0
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.server = None
+        super().__init__(settings)
+        self.clip = clip
         self.cameras: dict = {}
         self.demanded: list = []
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="media-worker", daemon=True)
 
-    async def _main(self):
-        import uvicorn
-
-        self.loop = asyncio.get_running_loop()
-        ctx = Context.build(self.settings)
+    async def build(self, ctx):
         self.hubs = StreamHubs(on_demand=self._camera_on, on_idle=self._camera_off)
         self.live = LiveServer(self.hubs, ctx.key, revoked=devices_revocation(ctx), poll_interval=0.5)
-        config = uvicorn.Config(self.live.app, host="127.0.0.1", port=0, log_level="warning", access_log=False,
-                                log_config=None, lifespan="on", ws="websockets-sansio")
-        self.server = uvicorn.Server(config)
-        task = asyncio.create_task(self.server.serve())
-        while not self.server.started:
-            await asyncio.sleep(0.02)
-        self.port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.ready.set()
-        await task
+        return self.live.app
+
+    async def cleanup(self):
         for camera in self.cameras.values():
             camera.cancel()
-        await ctx.close()
 
     def _camera_on(self, stream):
         """The devices domain would ask the camera over MQTT to push; the simulator does."""
@@ -74,16 +60,6 @@ class MediaWorker:
         camera = self.cameras.pop(stream, None)
         if camera is not None:
             camera.cancel()
-
-    def start(self):
-        self.thread.start()
-        if not self.ready.wait(20):
-            raise RuntimeError("the media worker did not start")
-
-    def stop(self):
-        if self.server is not None:
-            self.server.should_exit = True
-        self.thread.join(15)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import threading
 import wave
 
 import httpx
@@ -22,12 +21,12 @@ import pytest
 import pytest_asyncio
 
 from faoyam.agent.device import DeviceAgent, Identity
-from faoyam.core.context import Context
 from faoyam.devices.gateway import factory_register
 from faoyam.devices.ports import FactoryDevice
 from faoyam.media.grants import devices_revocation
 from faoyam.media.talk import TalkServer
 from tests.conftest import register
+from tests.threaded_server import ThreadedServer
 from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.web.test_device_pages import add
 
@@ -37,52 +36,30 @@ SERIAL, CODE = "9D0TALKBROWSER1", "QWERTY"
 TONE_HZ = 523.0
 
 
-class TalkWorker:
+class TalkWorker(ThreadedServer):
     """The media worker's talk endpoints in a thread, and the doorbell agent it asks."""
 
+    name = "talk-worker"
+
     def __init__(self, settings):
-        self.settings = settings
-        self.port = 0
-        self.ready = threading.Event()
-        self.server = None
+        super().__init__(settings)
         self.bell = DeviceAgent(Identity(serial=SERIAL, kind="doorbell", model="DB61i", channels=1, safety_code=CODE,
                                          factory_secret="x", mac="3c:ef:8c:00:00:01",
                                          abilities=("AudioTalk", "Doorbell")), "127.0.0.1", 1)
         self.asked: list[dict] = []
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="talk-worker", daemon=True)
 
     async def open_talk(self, channel, url, codec):
         params = {"channel": channel.channel, "url": url, "codec": codec, "codecs": ["pcma", "pcmu"], "rate": 8000}
         self.asked.append(params)
         return await self.bell.handle("start_talk", params)  # what the agent does with the MQTT command
 
-    async def _main(self):
-        import uvicorn
-
-        ctx = Context.build(self.settings)
+    async def build(self, ctx):
         self.talk = TalkServer(ctx.key, self.open_talk, device_base_url=lambda: f"ws://127.0.0.1:{self.port}",
                                revoked=devices_revocation(ctx), poll_interval=0.25)
-        config = uvicorn.Config(self.talk.app, host="127.0.0.1", port=0, log_level="warning", access_log=False,
-                                log_config=None, lifespan="on", ws="websockets-sansio")
-        self.server = uvicorn.Server(config)
-        task = asyncio.create_task(self.server.serve())
-        while not self.server.started:
-            await asyncio.sleep(0.02)
-        self.port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.ready.set()
-        await task
+        return self.talk.app
+
+    async def cleanup(self):
         await self.bell.speaker.stop()
-        await ctx.close()
-
-    def start(self):
-        self.thread.start()
-        if not self.ready.wait(20):
-            raise RuntimeError("the talk worker did not start")
-
-    def stop(self):
-        if self.server is not None:
-            self.server.should_exit = True
-        self.thread.join(15)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from faoyam.accounts import guessing
@@ -615,13 +615,14 @@ async def user_briefs(session, user_ids: Iterable[str]) -> dict[str, UserBrief]:
     ids = sorted(set(user_ids))
     if not ids:
         return {}
-    rows = await session.execute(_BRIEFS.where(User.id.in_(ids)))
+    rows = await session.execute(_BRIEFS, {"ids": ids})
     return {r.id: UserBrief(*r) for r in rows}
 
 
 # Only the columns of a brief, as plain rows: no ORM identity map or attribute loading on
 # the hot device-list path (bench/bench_api.py). Built once so its compiled form is reused.
-_BRIEFS = select(User.id, User.nickname, User.email, User.phone, User.country, User.language)
+_BRIEFS = select(User.id, User.nickname, User.email, User.phone, User.country, User.language).where(
+    User.id.in_(bindparam("ids", expanding=True)))
 
 
 async def find_user_by_contact(ctx: Context, value: str, country: str | None = None) -> UserBrief | None:

@@ -98,12 +98,19 @@ class Settings(BaseSettings):
     media_snapshot_seconds: float = Field(180.0, ge=0)
     # Longest clip one download may cover (docs/playback.md); longer asks get 413 clip-too-long.
     media_clip_max_seconds: float = Field(6 * 3600.0, gt=0)
+    # How soon a changed motion-detection setting reaches the media worker's detectors.
+    media_motion_sync_seconds: float = Field(10.0, gt=0)
     # Live video (media role, docs/device-protocol.md "Media connection"): the RTMP port
     # devices push to (0: any free port), and the URL they are told to push to; unset, it
     # is rtmp://<media_rtmp_host or 127.0.0.1>:<bound port>/live.
     media_rtmp_host: str = "127.0.0.1"
     media_rtmp_port: int = 1935
     media_rtmp_public_url: str | None = None
+    # Ingest reads every pushing camera in batches (media/rtmp_server.py): this often while
+    # someone watches the stream live, and this often while only the recorder or a detector
+    # reads it — longer batches cost less CPU; nobody waits on them.
+    media_read_interval_seconds: float = Field(0.1, ge=0, le=1)
+    media_background_read_interval_seconds: float = Field(0.5, ge=0, le=5)
     # How long a stream nobody watches keeps coming before the device is told to stop.
     media_stream_linger_seconds: float = Field(10.0, ge=0)
     # How long a publish token sent with start_stream may be used to start pushing.

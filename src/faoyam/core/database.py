@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy import DateTime, MetaData, String, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -118,6 +118,15 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as s:
             yield s
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """A plain connection for a hot read path that runs Core statements and wants rows,
+        not objects: no ORM unit of work, identity map or loading layer around each statement
+        (a third of the device list's statement cost, ``bench/bench_api.py``). It has
+        ``execute`` like a session; nothing written through it is committed."""
+        async with self.engine.connect() as conn:
+            yield conn
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

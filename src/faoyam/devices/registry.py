@@ -379,3 +379,17 @@ async def record_alarm(ctx: Context, serial: str, report: AlarmReport) -> str:
             await ctx.blobs.delete(snapshot_key)
         raise
     return alarm.id
+
+
+async def record_server_alarm(ctx: Context, device_id: str, report: AlarmReport) -> str:
+    """:func:`record_alarm` for an alarm the service itself raised about a device (server-side
+    motion detection of a pulled camera): by device id, not by what the device says it is.
+    "" when the device is gone or unbound."""
+    async with ctx.db.session() as s:
+        serial = (await s.execute(select(Device.serial).where(Device.id == device_id))).scalar_one_or_none()
+    if not serial:
+        return ""
+    try:
+        return await record_alarm(ctx, serial, report)
+    except BadReport:  # erased or re-bound meanwhile, or the channel went away
+        return ""

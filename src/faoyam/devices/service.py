@@ -48,6 +48,7 @@ from faoyam.devices.registry import (  # noqa: F401 - re-exported: the contract 
     heartbeat,
     heartbeats,
     record_alarm,
+    record_server_alarm,
     report_config,
     safety_code_hash,
     set_online,

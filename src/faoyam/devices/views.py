@@ -10,7 +10,8 @@ polls, so they are written for few statements and little work per statement:
   are one statement, and the alarm list too unless a share covers only some channels;
 - statements are built once, at import, with bound parameters: SQLAlchemy then reuses the
   compiled SQL and the statement's cache key instead of building both per request;
-- rows are plain Core rows, never ORM objects (read-only, a fraction of the cost);
+- rows are plain Core rows, never ORM objects, read through a plain connection
+  (``ctx.db.reading()``: no ORM session around the statement; read-only, a fraction of the cost);
 - a doorbell's chimes (and a chime's doorbell) of the account's own devices are found among
   the rows already read; only a shared doorbell or chime needs the pairs query.
 
@@ -31,12 +32,20 @@ from faoyam.devices.authz import Access, Permission
 from faoyam.devices.models import Alarm, Channel, Device, DeviceAddress, Share
 from faoyam.devices.schemas import AlarmOut, ChannelOut, DeviceOut
 
+# What ``describe`` shows of a device, and what the access decision and the pairs need: not
+# the whole row (its credential hashes, status document and manufacturing date would be read
+# and decoded for every channel row of the join, and never used).
+_DEVICE_COLUMNS = (Device.id, Device.kind, Device.model, Device.abilities, Device.serial_hash, Device.paired_hash,
+                   Device.owner_id, Device.serial, Device.name, Device.cover_key, Device.time_zone, Device.dst,
+                   Device.wifi_ssid, Device.password_enc.is_not(None).label("has_password"), Device.bound_at,
+                   Device.mac, Device.firmware, Device.country, Device.location, Device.activated_at, Device.online,
+                   Device.last_seen_at, Device.config)
 # A device's channels, joined to its row (one row per channel; NULLs for a device without).
 _CHANNEL_COLUMNS = (Channel.index.label("ch_index"), Channel.name.label("ch_name"),
                     Channel.abilities.label("ch_abilities"), Channel.cover_key.label("ch_cover_key"))
 # The device list: the account's devices and the devices shared with it (accepted shares),
 # with the share, the address and the channels joined in.
-_LIST = (select(Device.__table__, Share.permissions.label("share_permissions"), Share.channels.label("share_channels"),
+_LIST = (select(*_DEVICE_COLUMNS, Share.permissions.label("share_permissions"), Share.channels.label("share_channels"),
                 Share.accepted_at.label("share_accepted_at"), DeviceAddress.ip.label("address"), *_CHANNEL_COLUMNS)
          .outerjoin(Share, authz.share_join(bindparam("user_id")))
          .outerjoin(DeviceAddress, DeviceAddress.device_id == Device.id)
@@ -44,7 +53,7 @@ _LIST = (select(Device.__table__, Share.permissions.label("share_permissions"), 
          .where((Device.owner_id == bindparam("user_id")) | (Share.id.is_not(None) & Device.owner_id.is_not(None)))
          .order_by(Channel.index))
 # One device with the caller's share of it (the access decision), its address and channels.
-_ONE = (select(Device.__table__, Share.permissions.label("share_permissions"), Share.channels.label("share_channels"),
+_ONE = (select(*_DEVICE_COLUMNS, Share.permissions.label("share_permissions"), Share.channels.label("share_channels"),
                DeviceAddress.ip.label("address"), *_CHANNEL_COLUMNS)
         .outerjoin(Share, authz.share_join(bindparam("user_id")))
         .outerjoin(DeviceAddress, DeviceAddress.device_id == Device.id)
@@ -95,7 +104,7 @@ def _group(rows) -> list[tuple[Row, list]]:
 async def list_devices(ctx: Context, user_id: str) -> list[DeviceOut]:
     """The account's devices and those shared with it (accepted shares), shared ones marked:
     owned ones by the time they were added, then shared ones by the time they were accepted."""
-    async with ctx.db.session() as s:
+    async with ctx.db.reading() as s:
         items: list[tuple[Row, Access, list]] = []
         for r, chans in _group((await s.execute(_LIST, {"user_id": user_id})).all()):
             acc = authz.decide(user_id, r.id, r.owner_id, r.serial, r.share_permissions, r.share_channels)
@@ -110,7 +119,7 @@ async def get_device(ctx: Context, user_id: str, device_id: str, permission: Per
     """One device's page data: 404 for a stranger, like every device route."""
     if not authz.is_device_id(device_id):
         authz.check(None)
-    async with ctx.db.session() as s:
+    async with ctx.db.reading() as s:
         grouped = _group((await s.execute(_ONE, {"user_id": user_id, "device_id": device_id})).all())
         row, chans = grouped[0] if grouped else (None, [])
         acc = authz.check(row and authz.decide(user_id, device_id, row.owner_id, row.serial, row.share_permissions,
@@ -167,7 +176,7 @@ async def describe(ctx: Context, session, items: list[tuple[Row, Access, list]],
         if acc.is_owner:
             fields.update(
                 serial=row.serial, time_zone=row.time_zone, dst=row.dst, wifi_ssid=row.wifi_ssid,
-                has_password=bool(row.password_enc), mac=row.mac, ip=row.address, firmware=row.firmware,
+                has_password=bool(row.has_password), mac=row.mac, ip=row.address, firmware=row.firmware,
                 country=row.country, location=row.location, bound_at=row.bound_at, activated_at=row.activated_at,
                 config=row.config,
             )

@@ -50,12 +50,15 @@ class Subscription:
     ``async for chunks in sub``. ``closed_reason`` says why the hub ended it.
     """
 
-    def __init__(self, hub: StreamHub, max_bytes: int, max_lags: int):
+    def __init__(self, hub: StreamHub, max_bytes: int, max_lags: int, background: bool = False,
+                 keyframes_only: bool = False):
         self.hub = hub
+        self.background = background
+        self.keyframes_only = keyframes_only  # a detector that decodes keyframes only: the rest never queues
         self.max_bytes = max_bytes
         self.max_lags = max_lags
         self._queue: deque[tuple[bytes, int]] = deque()  # (bytes, samples in them)
-        self._init_queued = False  # an init segment is at the head and not yet read
+        self._unread_init: bytes | None = None  # the latest init segment, while it is queued
         self._waiting_for_keyframe = True
         self._waiter: asyncio.Future | None = None
         self.queued_bytes = 0
@@ -73,14 +76,15 @@ class Subscription:
             waiter.set_result(None)
 
     def _offer_init(self, init: bytes) -> None:
-        """A (new) init segment: it replaces anything queued from before the change."""
-        self._queue.clear()
-        self.queued_bytes = 0
+        """A (new) init segment, queued after what came before the change: the recorder
+        must not lose the old stream's last fragments, and a player switches at the init."""
         self._waiting_for_keyframe = True
-        self._init_queued = True
+        self._unread_init = init
         self._push(init, 0)
 
     def _offer(self, fragment: Fragment) -> None:
+        if self.keyframes_only and not fragment.keyframe:
+            return
         if self._waiting_for_keyframe:
             if not fragment.keyframe:
                 self.skipped_fragments += 1
@@ -99,11 +103,10 @@ class Subscription:
         if self.lags > self.max_lags:
             self.close(f"too slow: fell behind {self.lags} times")
             return
-        keep_init = self._queue[0] if self._init_queued and self._queue else None
         self._queue.clear()
         self.queued_bytes = 0
-        if keep_init is not None:
-            self._push(*keep_init)
+        if self._unread_init is not None:  # what follows needs it: it stays
+            self._push(self._unread_init, 0)
         self._waiting_for_keyframe = True
 
     # -- consumer side --
@@ -125,7 +128,7 @@ class Subscription:
         self.samples_read += sum(samples for _, samples in self._queue)
         self._queue.clear()
         self.queued_bytes = 0
-        self._init_queued = False
+        self._unread_init = None
         return chunks
 
     def __aiter__(self):
@@ -169,6 +172,9 @@ class StreamHub:
         self.gop_bytes = gop_bytes
         self.publisher: Publisher | None = None
         self.subscribers: set[Subscription] = set()
+        # Consumers a person is waiting on (not ``background``): while there is none, ingest
+        # may read the publisher in longer batches (see RtmpServer's ``background_interval``).
+        self.live_subscribers = 0
         self._gop: list[Fragment] = []
         self._gop_size = 0
         self.samples_in = 0
@@ -226,12 +232,21 @@ class StreamHub:
             sub._offer(fragment)
 
     # -- consumer side --
-    def subscribe(self, *, queue_bytes: int | None = None, max_lags: int | None = None) -> Subscription:
-        """A new consumer; it starts with the init segment and the current GOP, if any."""
+    def subscribe(self, *, queue_bytes: int | None = None, max_lags: int | None = None,
+                  background: bool = False, keyframes_only: bool = False) -> Subscription:
+        """A new consumer; it starts with the init segment and the current GOP, if any.
+
+        ``background``: nobody watches what this consumer reads as it happens (the recorder,
+        a detector), so a few hundred milliseconds more latency cost it nothing — a stream
+        with only background consumers is read by ingest in longer, cheaper batches.
+        ``keyframes_only``: it is offered only the fragments that start with a keyframe (the
+        muxer starts a fragment at every video keyframe), so it wakes once per GOP."""
         sub = Subscription(self, queue_bytes or self.queue_bytes,
-                           self.max_lags if max_lags is None else max_lags)
+                           self.max_lags if max_lags is None else max_lags, background, keyframes_only)
         first = not self.subscribers
         self.subscribers.add(sub)
+        if not background:
+            self.live_subscribers += 1
         if self.muxer.init is not None:
             sub._offer_init(self.muxer.init)
             for fragment in self._gop:
@@ -243,6 +258,8 @@ class StreamHub:
     def _unsubscribe(self, sub: Subscription) -> None:
         if sub in self.subscribers:
             self.subscribers.discard(sub)
+            if not sub.background:
+                self.live_subscribers -= 1
             if sub.closed_reason not in (None, "closed"):
                 log.info("media: %s: consumer dropped: %s", self.stream, sub.closed_reason)
             if not self.subscribers and self.on_idle is not None:

@@ -26,12 +26,12 @@ from faoyam.core.context import Context
 from faoyam.devices import lifecycle as devices
 from faoyam.devices import live_snapshots
 from faoyam.devices.streaming import StreamDemand
-from faoyam.media import recorder
+from faoyam.media import motion_worker, recorder
 from faoyam.media.grants import devices_revocation
 from faoyam.media.hub import StreamHubs
 from faoyam.media.ids import ChannelId
-from faoyam.media.rtmp_server import RtmpServer
 from faoyam.media.playback import PlaybackServer
+from faoyam.media.rtmp_server import RtmpServer
 from faoyam.media.talk import talk_server
 from faoyam.media.viewer_http import ViewerHttp
 
@@ -103,12 +103,15 @@ async def start(ctx: Context) -> None:
         verdict = await demand.authorize(app, key)
         return ChannelId(*verdict) if verdict is not None else None
 
-    server = await RtmpServer(hubs, authorize).start(s.media_rtmp_host, s.media_rtmp_port)
+    server = await RtmpServer(hubs, authorize, read_interval=s.media_read_interval_seconds,
+                              background_interval=s.media_background_read_interval_seconds,
+                              ).start(s.media_rtmp_host, s.media_rtmp_port)
     demand.rtmp_url = public_rtmp_url(ctx, server.port)  # port 0 is known only once bound
     flog.own_url(demand.rtmp_url)  # where devices push is the service's address, not a person's
     ctx.media_hubs, ctx.rtmp_server, ctx.stream_demand = hubs, server, demand
     try:
         await recorder.start(ctx, hubs)  # repairs what a crash left, then records (docs/recording.md)
+        await motion_worker.start(ctx, hubs)  # server-side motion detection (docs/motion-detection.md)
         ctx.live_server = await _serve_viewers(ctx, hubs)
     except BaseException:
         await stop(ctx)
@@ -117,6 +120,7 @@ async def start(ctx: Context) -> None:
 
 
 async def stop(ctx: Context) -> None:
+    await motion_worker.stop(ctx)  # an episode in progress is reported
     await recorder.stop(ctx)  # segments in progress are closed and stored
     viewers, ctx.live_server = ctx.live_server, None
     if viewers is not None:

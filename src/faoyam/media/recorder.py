@@ -300,7 +300,7 @@ class ChannelRecorder:
 
     # -- the reading loop --
     def start(self) -> None:
-        self._sub = self.hub.subscribe(queue_bytes=self.manager.queue_bytes, max_lags=1 << 30)
+        self._sub = self.hub.subscribe(queue_bytes=self.manager.queue_bytes, max_lags=1 << 30, background=True)
         self.task = asyncio.create_task(self._run(), name=f"record:{self.channel}")
         if self.status == "starting":
             self._set_status("waiting for video")

@@ -9,7 +9,11 @@ socket) every ``read_interval`` seconds. The kernel buffers the frames in betwee
 then reads, parses and muxes several frames per camera, the hub emits one fragment per
 batch, and no per-connection event-loop machinery (selector registration, callbacks) runs
 per frame. ``read_interval`` bounds the latency this adds (default 100 ms); 0 turns batching
-off (every TCP segment is handled when it arrives). Handshake and commands — rare — go
+off (every TCP segment is handled when it arrives). A stream that only **background**
+consumers read (the recorder, a detector: ``hub.subscribe(background=True)``) is read every
+``background_interval`` (500 ms) instead — a third of the CPU of a recorded camera is the
+per-batch work, and nobody waits on those bytes. The first live viewer switches the stream
+back at the next tick (it starts on the hub's GOP at once, so joining costs nothing). Handshake and commands — rare — go
 through the ordinary asyncio transport.
 
 The session speaks the publishing half of RTMP — what ffmpeg (``-f flv rtmp://…``),
@@ -86,6 +90,7 @@ class RtmpSession(asyncio.Protocol):
         self._acked = 0
         self._peer_window = 0
         self.opened_at = self.last_media_at = asyncio.get_running_loop().time()
+        self.next_poll_at = 0.0  # when only background consumers read the stream (RtmpServer._tick)
         self.media_messages = 0
         self.metadata: dict = {}
         self.closed_reason: str | None = None
@@ -108,16 +113,19 @@ class RtmpSession(asyncio.Protocol):
     def _poll(self) -> None:
         """The ticker's read: everything the kernel holds for us, then one processing pass."""
         got = eof = False
+        scratch = self.server._scratch
         try:
             while True:
-                data = self._sock.recv(READ_SIZE)
-                if not data:
+                # Into the server's one scratch buffer: ``recv(256 KiB)`` would allocate (and
+                # the allocator map and unmap) a quarter megabyte per call, per camera, per tick.
+                n = self._sock.recv_into(scratch)
+                if not n:
                     eof = True
                     break
                 got = True
-                self._bytes_in += len(data)
-                self._buf += data
-                if len(data) < READ_SIZE:
+                self._bytes_in += n
+                self._buf += scratch[:n]
+                if n < READ_SIZE:
                     break
         except (BlockingIOError, InterruptedError):
             pass
@@ -423,16 +431,22 @@ class RtmpServer:
     """
 
     def __init__(self, hubs: StreamHubs, authorize: Authorize, *, read_interval: float = 0.1,
+                 background_interval: float = 0.5,
                  idle_timeout: float = 60.0, handshake_timeout: float = 10.0,
                  max_message_size: int = MAX_MESSAGE_SIZE):
         self.hubs = hubs
         self.authorize = authorize
         self.read_interval = read_interval
+        # A stream only background consumers read (the recorder): polled this often instead;
+        # never so rarely that the idle sweep would take it for a silent camera.
+        self.background_interval = max(read_interval, min(background_interval, idle_timeout / 4))
         self.idle_timeout = idle_timeout
         self.handshake_timeout = handshake_timeout
         self.max_message_size = max_message_size
         self.sessions: set[RtmpSession] = set()
         self._polled: set[RtmpSession] = set()
+        # Every polled read lands here first (sessions are read one after another, never at once).
+        self._scratch = memoryview(bytearray(READ_SIZE))
         self._server: asyncio.AbstractServer | None = None
         self._ticker: asyncio.Task | None = None
         self.now = 0.0
@@ -456,6 +470,12 @@ class RtmpServer:
             await asyncio.sleep(interval)
             self.now = loop.time()
             for session in list(self._polled):
+                hub = session.hub
+                if hub is not None and not hub.live_subscribers:
+                    if self.now < session.next_poll_at:
+                        continue
+                    # half a tick early: due every k-th tick, not every (k+1)-th by jitter
+                    session.next_poll_at = self.now + self.background_interval - interval / 2
                 session._poll()
             if self.now >= next_sweep:
                 next_sweep = self.now + min(1.0, self.idle_timeout / 4, self.handshake_timeout / 4)

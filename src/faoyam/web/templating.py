@@ -121,6 +121,7 @@ JS_MESSAGES: tuple[str, ...] = (
 # this text. ``app.js`` reads them as ``t("problem:<code>")``.
 PROBLEM_MESSAGES: dict[str, str] = {
     "weak-password": "This password is too easy to guess. Add more words or characters.",
+    "invalid-detection-settings": "Check this motion detection setting.",
     "wrong-code": "The code is not right.",
     "code-expired": "This code was already used or has expired. Ask for a new one.",
     "code-attempts": "Too many wrong codes. Ask for a new one.",

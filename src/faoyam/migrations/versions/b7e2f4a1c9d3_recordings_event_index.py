@@ -1,7 +1,7 @@
 """recordings: partial index of event segments (the playback timeline's markers)
 
 Revision ID: b7e2f4a1c9d3
-Revises: a3c0d1e95f71
+Revises: b6d2e8f41a07
 Create Date: 2026-12-01 16:20:00
 """
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = 'b7e2f4a1c9d3'
-down_revision = 'a3c0d1e95f71'
+down_revision = 'b6d2e8f41a07'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""Server-side motion detection settings per channel (docs/motion-detection.md)."""
