@@ -186,8 +186,9 @@ def _merge(buckets, slack: dt.timedelta) -> list[tuple[dt.datetime, dt.datetime]
 _EVENTS_SQL = text("""
 SELECT start, "end", events FROM recording_segments
 WHERE device_id = :d AND channel = :c AND stream = :s AND start >= :lo AND start < :hi AND "end" > :a
-  AND state != 'writing' AND events != 0
+  AND events != 0
 ORDER BY start""")  # a literal 0, not a bound parameter: only then may the planner use the partial index
+# (which covers these columns: no state filter, a segment being written shows as its start)
 
 
 async def _events(s, device_id, channel, stream, start, end) -> list[Interval]:

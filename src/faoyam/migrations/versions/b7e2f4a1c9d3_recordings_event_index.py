@@ -1,4 +1,4 @@
-"""recordings: partial index of event segments (the playback timeline's markers)
+"""recordings: partial covering index of event segments (the playback timeline's markers)
 
 Revision ID: b7e2f4a1c9d3
 Revises: b6d2e8f41a07
@@ -16,7 +16,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_index('ix_recording_segments_events', 'recording_segments',
-                    ['device_id', 'channel', 'stream', 'start'], unique=False,
+                    ['device_id', 'channel', 'stream', 'start', 'end', 'events'], unique=False,
                     sqlite_where=sa.text('events != 0'), postgresql_where=sa.text('events != 0'))
 
 
