@@ -74,6 +74,8 @@ ENDPOINTS = [
     Endpoint("GET", "/devices/{d}/ptz", "control", 200),
     Endpoint("PUT", "/devices/{d}/config", "control", 200, {"config": {"led": "off"}}),
     Endpoint("GET", "/devices/{d}/alarms", "alarms", 200),
+    Endpoint("GET", "/devices/{d}/recordings/0/timeline?from=0&to=3600000", "playback", 200),
+    Endpoint("GET", "/devices/{d}/recordings/0/days?from=2026-01-01&to=2026-01-31", "playback", 200),
     Endpoint("GET", "/devices/{d}/alarms/{a}/snapshot", "alarms", 200),
     Endpoint("GET", "/devices/{d}/alarm-settings", "alarms", 200),
     Endpoint("PUT", "/devices/{d}/detection", "manage", 200, {"enabled": False}),
@@ -143,6 +145,10 @@ OTHER_ROUTES: dict[str, str] = {
     # (web/recording_pages.py): "manage", tested there too.
     "DELETE /api/v1/devices/{device_id}/channels/{index}/recordings/{segment_id}": "signed-in",
     "GET /devices/{device_id}/recording/{channel}": "signed-in page",
+    # Playback (web/playback_pages.py): devices.authz.require(…, "playback", channel), tested in
+    # tests/playback/test_playback_pages.py (the timeline API is in the matrix above).
+    "GET /devices/{device_id}/playback/{channel}": "signed-in page",
+    "GET /devices/{device_id}/playback/{channel}/url": "signed-in",
     "GET /manifest.webmanifest": "public", "GET /sw.js": "public", "GET /offline": "page",
     "POST /lang": "public", "POST /web/password-strength": "public",
     "GET /": "page", "GET /signin": "page", "GET /register": "page", "GET /register/confirm": "page",
@@ -178,11 +184,11 @@ OTHER_ROUTES: dict[str, str] = {
     "GET /staff/audit": "staff page",
 }
 _PLACEHOLDERS = {"{d}": "{device_id}", "{s}": "{share_id}", "{l}": "{link_id}", "{a}": "{alarm_id}",
-                 "/channels/0": "/channels/{index}"}
+                 "/channels/0": "/channels/{index}", "/recordings/0": "/recordings/{channel}"}
 
 
 def _route_key(ep: Endpoint) -> str:
-    path = "/api/v1" + ep.path
+    path = "/api/v1" + ep.path.split("?")[0]
     for short, long in _PLACEHOLDERS.items():
         path = path.replace(short, long)
     return f"{ep.method} {path}"

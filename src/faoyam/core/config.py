@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     # Home's card pictures: a running channel's latest keyframe is kept at most this often
     # (0: never).
     media_snapshot_seconds: float = Field(180.0, ge=0)
+    # Longest clip one download may cover (docs/playback.md); longer asks get 413 clip-too-long.
+    media_clip_max_seconds: float = Field(6 * 3600.0, gt=0)
     # How soon a changed motion-detection setting reaches the media worker's detectors.
     media_motion_sync_seconds: float = Field(10.0, gt=0)
     # Live video (media role, docs/device-protocol.md "Media connection"): the RTMP port

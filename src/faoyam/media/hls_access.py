@@ -40,7 +40,7 @@ from faoyam.media.tokens import MediaGrant, TokenError, verify
 
 log = logging.getLogger(__name__)
 
-HLS, SNAPSHOT = "hls", "snapshot"
+HLS, SNAPSHOT, PLAYBACK = "hls", "snapshot", "playback"
 DEFAULT_SESSION_IDLE = 30.0
 DEFAULT_RECHECK = 0.5
 _PRUNE_EVERY = 256  # checks between two passes over the session table
@@ -56,9 +56,12 @@ class MediaAccess:
 
     def __init__(self, secret_key: bytes, *, revoked: Revoked | None = None,
                  session_idle: float = DEFAULT_SESSION_IDLE, recheck: float = DEFAULT_RECHECK,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, revoke_as: str | None = "live"):
         self.secret_key = secret_key
         self.clock = clock  # unix seconds, as token expiries are
+        # the devices permission re-checked: "live" for HLS and snapshots; None keeps the
+        # token's own (playback, media/playback.py)
+        self.revoke_as = revoke_as
         self.revoked = revoked or _never_revoked
         self.session_idle = session_idle
         self.recheck = recheck
@@ -103,7 +106,8 @@ class MediaAccess:
             return cached[1]
         try:
             # the devices domain knows live view; HLS and snapshots are live view
-            answer = bool(await self.revoked(dataclasses.replace(grant, permission="live")))
+            asked = grant if self.revoke_as is None else dataclasses.replace(grant, permission=self.revoke_as)
+            answer = bool(await self.revoked(asked))
         except asyncio.CancelledError:
             raise
         except Exception:  # a database hiccup must not end every player's session

@@ -30,6 +30,7 @@ from faoyam.media import motion_worker, recorder
 from faoyam.media.grants import devices_revocation
 from faoyam.media.hub import StreamHubs
 from faoyam.media.ids import ChannelId
+from faoyam.media.playback import PlaybackServer
 from faoyam.media.rtmp_server import RtmpServer
 from faoyam.media.talk import talk_server
 from faoyam.media.viewer_http import ViewerHttp
@@ -64,12 +65,17 @@ async def _serve_viewers(ctx: Context, hubs: StreamHubs) -> tuple[ViewerHttp, _E
     async def store(stream: ChannelId, jpeg: bytes) -> bool:
         return await live_snapshots.store_snapshot(ctx, stream.device_id, stream.channel, jpeg)
 
+    playback = PlaybackServer(ctx.db, ctx.blobs, ctx.key, revoked=devices_revocation(ctx),
+                              session_idle=s.media_hls_idle_seconds, clip_max_s=s.media_clip_max_seconds)
     viewers = ViewerHttp(hubs, ctx.key, revoked=devices_revocation(ctx), hls_idle=s.media_hls_idle_seconds,
                          store=store, snapshot_interval=s.media_snapshot_seconds,
-                         endpoints=[talk_server(ctx)])  # talk-back beside live view (media/talk.py)
+                         # talk-back (media/talk.py) and recorded video (media/playback.py) beside live view
+                         endpoints=[talk_server(ctx), playback])
     server = _EmbeddedServer(uvicorn.Config(viewers.app, host=s.media_http_host, port=s.media_http_port,
                                             log_config=None, access_log=False, lifespan="on",
-                                            ws="websockets-sansio"))
+                                            # video does not compress: permessage-deflate (which
+                                            # browsers offer) cost ~90 ms on a 1080p keyframe
+                                            ws="websockets-sansio", ws_per_message_deflate=False))
     task = asyncio.create_task(server.serve(), name="media-http")
     while not server.started:
         if task.done():  # the port is taken, say: fail the start with uvicorn's reason

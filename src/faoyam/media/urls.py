@@ -9,7 +9,7 @@ needs.
 
 from __future__ import annotations
 
-from faoyam.media.hls_access import HLS, SNAPSHOT
+from faoyam.media.hls_access import HLS, PLAYBACK, SNAPSHOT
 from faoyam.media.ids import ChannelId
 from faoyam.media.tokens import mint
 
@@ -57,3 +57,13 @@ def snapshot_url(secret_key: bytes, base: str, channel: ChannelId, grant: str, t
     """The stream's latest keyframe as JPEG (``?width=`` to scale)."""
     token = mint(secret_key, channel, grant, permission=SNAPSHOT, ttl=ttl)
     return f"{http_base(base)}/media/snapshot/{token}.jpg"
+
+
+def playback_urls(secret_key: bytes, base: str, channel: ChannelId, grant: str, ttl: float) -> dict[str, str]:
+    """Recorded video of ``channel`` (permission ``playback``, ``media/playback.py``): ``stream``,
+    the WebSocket for the MSE player (add ``?at=<unix ms>``), and ``base``, under which
+    ``vod.m3u8``, ``clip.mp4``, ``thumb.jpg`` and ``seg/…`` are. One token: first used within
+    ``ttl``, then valid while the page keeps using it."""
+    token = mint(secret_key, channel, grant, permission=PLAYBACK, ttl=ttl)
+    return {"stream": f"{ws_base(base)}/media/playback/{token}/stream",
+            "base": f"{http_base(base)}/media/playback/{token}"}

@@ -29,13 +29,15 @@ from faoyam.core.http import client_ip
 from faoyam.core.ratelimit import Limit
 from faoyam.core.i18n import LANGUAGES
 from faoyam.devices import live_snapshots
-from faoyam.web import detection_pages, device_pages, media_pages, privacy_pages, recording_pages
+from faoyam.web import (detection_pages, device_pages, media_pages, playback_pages, privacy_pages,
+                        recording_pages)
 from faoyam.web.deps import page_user
 from faoyam.web.templating import LANG_COOKIE, STATIC_DIR, page_language, render
 
 router = APIRouter(include_in_schema=False)
 router.include_router(device_pages.router)
 router.include_router(media_pages.router)
+router.include_router(playback_pages.router)
 router.include_router(privacy_pages.router)
 router.include_router(detection_pages.router)
 router.include_router(recording_pages.router)

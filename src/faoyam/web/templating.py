@@ -98,6 +98,13 @@ JS_MESSAGES: tuple[str, ...] = (
     "The video stopped with an error. Trying again…",
     "Sound on",
     "Sound off",
+    # The playback page (static/js/playback.js)
+    "Play",
+    "Pause",
+    "Nothing was recorded in this hour. Choose a day in the calendar.",
+    "Choose a start before the end.",
+    "Nothing was recorded after this time.",
+    "End of the recordings.",
     # PTZ and talk-back under the live player (static/js/ptz.js, talk.js)
     "Pan {h}, tilt {v}, zoom {z}",
     "Talk",
