@@ -86,6 +86,7 @@ async def seed(data: Path) -> dict:
     from PIL import Image
 
     from faoyam.accounts import service as accounts
+    from faoyam.alarms import service as alarms
     from faoyam.accounts.schemas import Terminal
     from faoyam.core.context import Context
     from faoyam.core.database import utcnow

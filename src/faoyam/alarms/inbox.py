@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import lru_cache
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 
 from faoyam.alarms import links
 from faoyam.alarms.models import AlarmDelivery, AlarmEvent, AlarmMessage
@@ -179,20 +180,29 @@ class AlarmView:
                 "clip_url": links.clip_link(self.device_id, self.channel, self.at.isoformat())}
 
 
+@lru_cache(maxsize=None)
+def _device_alarms_query(some_channels: bool, before: bool):
+    """The device alarm list's statement, one object per shape (each stays compiled)."""
+    q = select(AlarmEvent.id, AlarmEvent.channel, AlarmEvent.kind, AlarmEvent.at, AlarmEvent.snapshot_key,
+               AlarmEvent.source).where(AlarmEvent.device_id == bindparam("device_id"))
+    if some_channels:
+        q = q.where(AlarmEvent.channel.in_(bindparam("channels", expanding=True)))
+    if before:
+        q = q.where(AlarmEvent.at < bindparam("before"))
+    return q.order_by(AlarmEvent.at.desc(), AlarmEvent.id).limit(bindparam("limit"))
+
+
 async def list_device_alarms(ctx: Context, user_id: str, device_id: str, limit: int = 50,
                              before: dt.datetime | None = None) -> list[AlarmView]:
     """The device's alarms of the last seven days, newest first (an invitee: their channels)."""
     if not authz.is_device_id(device_id):
         authz.check(None)
-    async with ctx.db.session() as s:
+    params: dict = {"device_id": device_id, "limit": max(1, min(limit, MAX_PAGE)), "before": before}
+    async with ctx.db.reading() as s:  # rows, not objects: a hot read path (bench/bench_api.py)
         acc = await authz.require(ctx, user_id, device_id, "alarms", session=s)
-        q = select(AlarmEvent.id, AlarmEvent.channel, AlarmEvent.kind, AlarmEvent.at, AlarmEvent.snapshot_key,
-                   AlarmEvent.source).where(AlarmEvent.device_id == device_id)
         if acc.channels is not None:
-            q = q.where(AlarmEvent.channel.in_(sorted(acc.channels)))
-        if before is not None:
-            q = q.where(AlarmEvent.at < before)
-        rows = (await s.execute(q.order_by(AlarmEvent.at.desc(), AlarmEvent.id).limit(max(1, min(limit, MAX_PAGE))))).all()
+            params["channels"] = sorted(acc.channels)
+        rows = (await s.execute(_device_alarms_query(acc.channels is not None, before is not None), params)).all()
     return [AlarmView(r.id, device_id, r.channel, r.kind, r.at.astimezone(dt.UTC), bool(r.snapshot_key), r.source) for r in rows]
 
 
