@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from faoyam.media.fmp4 import TrackRun
 from faoyam.media.tracks import Track
@@ -135,3 +136,79 @@ def parse_fragment(data: bytes, tracks: Sequence[Track] = ()) -> list[TrackRun]:
                         payloads))
                     base_dts += sum(d for d, _, _, _ in samples)
     return runs
+
+
+# Init segments -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrackInfo:
+    track_id: int
+    kind: str  # video | audio
+    timescale: int
+    codec: str  # RFC 6381 (audio: mp4a.40.N); video: the sample entry type, see mime()
+
+
+def init_info(init: bytes) -> list[TrackInfo]:
+    """The tracks of an init segment (``moov``/``trak``): id, kind, timescale, codec."""
+    out = []
+    for kind, start, end in boxes(init):
+        if kind != b"moov":
+            continue
+        for tkind, ts, te in boxes(init, start, end):
+            if tkind != b"trak":
+                continue
+            track_id, timescale, handler, codec = 0, 0, b"", ""
+            for sub, s, e in boxes(init, ts, te):
+                if sub == b"tkhd":
+                    track_id = struct.unpack_from(">I", init, s + (20 if init[s] else 12))[0]
+                elif sub == b"mdia":
+                    for mkind, ms, me in boxes(init, s, e):
+                        if mkind == b"mdhd":
+                            timescale = struct.unpack_from(">I", init, ms + (20 if init[ms] else 12))[0]
+                        elif mkind == b"hdlr":
+                            handler = init[ms + 8:ms + 12]
+                        elif mkind == b"minf":
+                            codec = _sample_codec(init, ms, me)
+            out.append(TrackInfo(track_id, "video" if handler == b"vide" else "audio", timescale, codec))
+    return out
+
+
+def _sample_codec(data: bytes, start: int, end: int) -> str:
+    for kind, s, e in boxes(data, start, end):
+        if kind == b"stbl":
+            for sub, ss, se in boxes(data, s, e):
+                if sub == b"stsd":
+                    entry = ss + 8  # version/flags, entry count
+                    size, etype = struct.unpack_from(">I4s", data, entry)
+                    name = etype.decode("latin-1")
+                    if etype == b"mp4a":
+                        return _aac_codec(data[entry:entry + size])
+                    return name
+    return ""
+
+
+def _aac_codec(entry: bytes) -> str:
+    """``mp4a.40.<object type>`` from an ``mp4a`` entry's esds (DecoderSpecificInfo, tag 5)."""
+    pos = entry.find(b"esds")
+    if pos < 0:
+        return "mp4a.40.2"
+    i = pos + 8
+    while i < len(entry):
+        tag = entry[i]
+        i += 1
+        size = 0
+        for _ in range(4):
+            b = entry[i]
+            i += 1
+            size = size << 7 | (b & 0x7F)
+            if not b & 0x80:
+                break
+        if tag == 0x03:
+            i += 3  # ES_ID, flags: its children follow
+        elif tag == 0x04:
+            i += 13  # object type .. avg bitrate: its children follow
+        elif tag == 0x05:
+            return f"mp4a.40.{entry[i] >> 3}" if i < len(entry) else "mp4a.40.2"
+        else:
+            i += size
+    return "mp4a.40.2"

@@ -58,7 +58,7 @@ from faoyam.core.database import new_id, utcnow
 from faoyam.core.storage import BlobNotFound, BlobStore
 from faoyam.core.storage_two import TwoStores
 from faoyam.devices import clock as device_clock
-from faoyam.media.fmp4_parse import FragmentError, boxes, is_init
+from faoyam.media.fmp4_parse import FragmentError, boxes, init_info, is_init
 from faoyam.media.hub import StreamHub, StreamHubs, Subscription
 from faoyam.media.ids import ChannelId
 from faoyam.recordings import events as record_events
@@ -96,38 +96,13 @@ class FragmentFacts:
     samples: int  # primary-track samples (video frames)
 
 
-def init_tracks(init: bytes) -> list[tuple[int, bytes, int]]:
-    """``[(track id, handler, timescale)]`` of an init segment's ``moov``."""
-    out = []
-    for kind, start, end in boxes(init):
-        if kind != b"moov":
-            continue
-        for tkind, ts, te in boxes(init, start, end):
-            if tkind != b"trak":
-                continue
-            track_id, handler, timescale = 0, b"", 0
-            for sub, s, e in boxes(init, ts, te):
-                if sub == b"tkhd":
-                    version = init[s]
-                    track_id = struct.unpack_from(">I", init, s + (20 if version else 12))[0]
-                elif sub == b"mdia":
-                    for mkind, ms, _ in boxes(init, s, e):
-                        if mkind == b"mdhd":
-                            version = init[ms]
-                            timescale = struct.unpack_from(">I", init, ms + (20 if version else 12))[0]
-                        elif mkind == b"hdlr":
-                            handler = init[ms + 8:ms + 12]
-            out.append((track_id, handler, timescale))
-    return out
-
-
 def primary_track(init: bytes) -> tuple[int, int]:
     """(track id, timescale) of the track segments are measured on: video, else the first."""
-    tracks = init_tracks(init)
+    tracks = init_info(init)
     if not tracks:
         raise FragmentError("init segment without tracks")
-    video = next((t for t in tracks if t[1] == b"vide"), tracks[0])
-    return video[0], video[2]
+    video = next((t for t in tracks if t.kind == "video"), tracks[0])
+    return video.track_id, video.timescale
 
 
 def fragment_facts(data: bytes, track_id: int) -> FragmentFacts:
