@@ -254,14 +254,16 @@ async def test_the_code_page_gives_the_codes_lifetime_from_the_setting(client, c
 
 
 @pytest.mark.parametrize("lang, works, missing", [
-    ("en", ["Your account", "Your devices", "Alarms", "Sharing", "Your data, your rights"],
-     ["Live view", "LIVE", "recording", "Recording", "real time"]),
-    ("th", ["บัญชีของคุณ", "อุปกรณ์ของคุณ", "การแจ้งเตือน", "การแชร์", "ข้อมูลของคุณ สิทธิ์ของคุณ"],
-     ["ดูสด", "บันทึกบนคลาวด์", "เรียลไทม์", "วิดีโอ"]),
+    ("en", ["Your account", "Your devices", "Live view", "Recording and playback", "Alarms", "Sharing",
+            "Your data, your rights"],
+     ["plan", "Plan", "price", "Subscribe"]),
+    ("th", ["บัญชีของคุณ", "อุปกรณ์ของคุณ", "ดูสด", "บันทึกและดูย้อนหลัง", "การแจ้งเตือน", "การแชร์",
+            "ข้อมูลของคุณ สิทธิ์ของคุณ"],
+     ["แพ็กเกจ", "ราคา"]),
 ])
 async def test_the_landing_page_offers_only_what_works(client, lang, works, missing):
-    """Accounts, devices, sharing, alarms with pictures, privacy rights — no live view or
-    recording until the media engine brings them."""
+    """Accounts, devices, live view, recording and playback, alarms with pictures, sharing,
+    privacy rights — and no cloud plans until they can be bought."""
     html = (await client.get("/", headers={"Accept-Language": lang})).text
     features = re.findall(r'<div class="feature">.*?<h3>(.*?)</h3>', html)
     assert features == works
