@@ -32,7 +32,6 @@ from faoyam.devices.talkback import can_talk, require_talk
 from faoyam.media import urls as media_urls
 from faoyam.media.grants import link_grant, user_grant
 from faoyam.media.ids import ChannelId
-from faoyam.devices.schemas import DeviceOut
 from faoyam.media.stream_choice import browser_stream
 from faoyam.web.deps import page_user
 from faoyam.web.templating import page_language, render
@@ -93,6 +92,20 @@ async def messages_data(ctx: Context, user: CurrentUser, *, device_id: str | Non
 def _not_found(request: Request, problem: Problem | None = None):
     status = problem.status if problem is not None and problem.status in (404, 410) else 404
     return render(request, "not_found.html", status_code=status, nav="home")
+
+
+async def channel_page_data(request: Request, ctx: Context, user: CurrentUser, device_id: str, channel: int,
+                            permission: authz.Permission):
+    """``(device, channel)`` for a channel's page that needs ``permission``, or the 404 page to
+    answer instead: a stranger, a share without the permission and a channel the share does
+    not cover look alike. One statement: ``get_device`` decides the access and lists only the
+    channels the caller sees."""
+    try:
+        device = await devices.get_device(ctx, user.id, device_id, permission)
+    except Problem as exc:
+        return _not_found(request, exc)
+    ch = next((c for c in device.channels if c.index == channel), None)
+    return (device, ch) if ch is not None else _not_found(request)
 
 
 @router.get("/devices/add")
@@ -242,14 +255,10 @@ async def live_grid_page(request: Request, user: CurrentUser = Depends(page_user
 @router.get("/devices/{device_id}/live/{channel}")
 async def live_page(request: Request, device_id: str = DeviceId, channel: int = ChannelIndex,
                     stream: str = StreamName, user: CurrentUser = Depends(page_user), ctx: Context = Depends(get_ctx)):
-    try:
-        await authz.require(ctx, user.id, device_id, "live", channel)
-        device = await devices.get_device(ctx, user.id, device_id)
-    except (NotFound, Problem) as exc:
-        return _not_found(request, exc)
-    ch = next((c for c in device.channels if c.index == channel), None)
-    if ch is None:
-        return _not_found(request)
+    found = await channel_page_data(request, ctx, user, device_id, channel, "live")
+    if not isinstance(found, tuple):
+        return found
+    device, ch = found
     tile = await _user_tile(request, ctx, user, device, ch, stream)
     return _live_response(request, ctx, render(request, "devices/live.html", nav="home", tile=tile,
                                                 controls=device_controls(device, ch),

@@ -28,7 +28,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from faoyam.accounts.deps import CurrentUser, current_user
 from faoyam.core.context import Context, get_ctx
-from faoyam.core.errors import BadRequest, NotFound, Problem
+from faoyam.core.errors import BadRequest
 from faoyam.core.http import CSP
 from faoyam.devices import authz
 from faoyam.devices import service as devices
@@ -37,7 +37,7 @@ from faoyam.media.grants import user_grant
 from faoyam.media.ids import ChannelId
 from faoyam.recordings import timeline
 from faoyam.web.device_pages import (ChannelIndex, DeviceId, StreamName, _common, _live_response, _no_store,
-                                     _not_found, media_base_url)
+                                     channel_page_data, media_base_url)
 from faoyam.web.deps import page_user
 from faoyam.web.templating import render
 
@@ -87,14 +87,10 @@ def _zone(tz: str | None, device_tz: str | None) -> str:
 async def playback_page(request: Request, device_id: str = DeviceId, channel: int = ChannelIndex,
                         stream: str = StreamName, user: CurrentUser = Depends(page_user),
                         ctx: Context = Depends(get_ctx)):
-    try:
-        await authz.require(ctx, user.id, device_id, "playback", channel)
-        device = await devices.get_device(ctx, user.id, device_id)
-    except (NotFound, Problem) as exc:
-        return _not_found(request, exc)
-    ch = next((c for c in device.channels if c.index == channel), None)
-    if ch is None:
-        return _not_found(request)
+    found = await channel_page_data(request, ctx, user, device_id, channel, "playback")
+    if not isinstance(found, tuple):
+        return found
+    device, ch = found
     many = len(device.channels) > 1
     name = device.name or device.model
     title = f"{name} · {ch.name}" if many and ch.name else name
