@@ -61,6 +61,18 @@ class Scheduler:
         self._tasks = []
 
 
+async def repeat(fn: JobFn, every: float, failure: str, logger: logging.Logger = log) -> None:
+    """``await fn()`` now and then every ``every`` seconds until cancelled — a worker's own
+    loop (the media role's settings syncs), where the scheduler's jobs run in the web role.
+    A failing round is logged with ``failure`` and the next one tries again."""
+    while True:
+        try:
+            await fn()
+        except Exception:  # noqa: BLE001 - the database may be away a moment; keep going
+            logger.exception(failure)
+        await asyncio.sleep(every)
+
+
 def scheduler(ctx) -> Scheduler:
     """The process's scheduler (``ctx.scheduler``), where domains register their jobs."""
     return ctx.scheduler

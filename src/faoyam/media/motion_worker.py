@@ -22,6 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from faoyam.core.context import Context
+from faoyam.core.jobs import repeat
 from faoyam.detection import service as detection
 from faoyam.detection.service import ChannelDetection
 from faoyam.alarms import service as alarms
@@ -89,16 +90,8 @@ class MotionWorker:
                 self.detectors[key] = (det.start(), cs)
         return set(wanted)
 
-    async def _sync_loop(self, every: float) -> None:
-        while True:
-            try:
-                await self.sync()
-            except Exception:  # noqa: BLE001 - the database may be away a moment; keep detecting
-                log.exception("motion: cannot read the detection settings")
-            await asyncio.sleep(every)
-
     def run_sync(self, every: float = SYNC_SECONDS) -> None:
-        self._syncer = asyncio.create_task(self._sync_loop(every), name="motion-sync")
+        self._syncer = asyncio.create_task(repeat(self.sync, every, "motion: cannot read the detection settings", log), name="motion-sync")
 
     async def close(self) -> None:
         if self._syncer is not None:

@@ -54,6 +54,7 @@ from pathlib import Path
 from faoyam.alarms import bus as alarm_bus
 from faoyam.alarms.service import DETECTION_KINDS
 from faoyam.core.context import Context
+from faoyam.core.jobs import repeat
 from faoyam.core.database import new_id, utcnow
 from faoyam.core.storage import BlobNotFound, BlobStore
 from faoyam.core.storage_two import TwoStores
@@ -760,16 +761,8 @@ class Recorder:
                 self._status_seen.pop(channel, None)
                 log.warning("recorder: cannot store the status of %s", channel)
 
-    async def _sync_loop(self, every: float) -> None:
-        while True:
-            try:
-                await self.sync()
-            except Exception:  # noqa: BLE001 - the database may be away a moment; keep recording
-                log.exception("recorder: cannot read the recording settings")
-            await asyncio.sleep(every)
-
     def run_sync(self, every: float = SYNC_SECONDS) -> None:
-        self._syncer = asyncio.create_task(self._sync_loop(every), name="recorder-sync")
+        self._syncer = asyncio.create_task(repeat(self.sync, every, "recorder: cannot read the recording settings", log), name="recorder-sync")
 
     def status(self, channel: ChannelId) -> str:
         rec = self.channels.get(channel)
